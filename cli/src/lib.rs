@@ -1,0 +1,43 @@
+//! `sdp`: the deployer CLI of the Streaming Data Platform.
+//!
+//! Layering: `args` (clap only) → `commands/*` (one module per command) → pure modules
+//! (`regions`, `templates`, `render`). Only `aws/` (arriving with `sdp deploy`) may touch the AWS
+//! SDK; nothing here depends on the runtime's AWS adapters.
+//!
+//! Output discipline (CONTRACT.md §1): results go to stdout, progress and errors to stderr, and the
+//! exit code says what happened ([`exit::Failure`]).
+
+pub mod args;
+pub mod commands;
+pub mod exit;
+pub mod regions;
+pub mod render;
+pub mod templates;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Runs `sdp` with the given command line and returns the exit code of CONTRACT.md §1.
+pub fn run<I, T>(argv: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match args::Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    match commands::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.describe());
+            ExitCode::from(failure.code())
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Pure rendering: template sources + region configuration → CloudFormation text.
+//!
+//! Handlebars runs in strict mode (a missing key is an error, never an empty string) with HTML
+//! escaping off (the output is YAML). The result is parsed back as YAML and checked to be a
+//! CloudFormation document, so a template bug fails here rather than in CloudFormation.
+
+use handlebars::Handlebars;
+use serde::Serialize;
+use serde_yaml_ng::Value;
+
+use sdp_core::events::EventType;
+use sdp_core::lake::{Column, DATASETS, PARTITION_KEYS};
+
+use crate::regions::RegionConfig;
+use crate::templates::TemplateSet;
+
+/// The API Gateway stage of every API. A literal, so that URLs never reference the Stage resource
+/// (moto does not create stages, and a literal keeps outputs valid on both).
+pub const STAGE: &str = "v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template `{name}` does not compile")]
+    Syntax {
+        name: String,
+        #[source]
+        source: Box<handlebars::TemplateError>,
+    },
+    #[error("rendering the templates failed")]
+    Render(#[source] Box<handlebars::RenderError>),
+    #[error("the rendered template is not valid YAML")]
+    Yaml(#[source] serde_yaml_ng::Error),
+    #[error("the rendered template lacks the top-level `{0}` section")]
+    MissingSection(&'static str),
+}
+
+/// What the templates see.
+#[derive(Debug, Serialize)]
+struct Context<'a> {
+    region: &'a RegionConfig,
+    stage: &'static str,
+    routes: Vec<Route>,
+    datasets: Vec<DatasetView>,
+    partition_keys: &'static [Column],
+    apis: &'static [Api],
+    functions: &'static [&'static str],
+    scheduled: &'static [&'static str],
+}
+
+/// A REST API of the platform: `id` prefixes its logical ids, `name` ends its API name.
+#[derive(Debug, Serialize)]
+struct Api {
+    id: &'static str,
+    name: &'static str,
+}
+
+const APIS: &[Api] = &[
+    Api {
+        id: "Ingest",
+        name: "ingest",
+    },
+    Api {
+        id: "Reports",
+        name: "reports",
+    },
+    Api {
+        id: "Predict",
+        name: "predictions",
+    },
+];
+
+/// The logical-id prefixes of the functions, and of those run on a schedule.
+const FUNCTIONS: &[&str] = &[
+    "Ingest",
+    "Processor",
+    "Reports",
+    "Compactor",
+    "Trainer",
+    "Predict",
+];
+const SCHEDULED: &[&str] = &["Compactor", "Trainer"];
+
+/// An ingestion route: `POST /{path}` stamps `type: {tag}`; `id` prefixes its logical ids.
+#[derive(Debug, Serialize)]
+struct Route {
+    path: &'static str,
+    tag: &'static str,
+    id: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DatasetView {
+    name: &'static str,
+    id: String,
+    /// `IMPRESSIONS`: for environment variable names.
+    upper: String,
+    description: &'static str,
+    columns: &'static [Column],
+    /// Raw events are landed straight from the stream; the others come from the processor.
+    from_stream: bool,
+}
+
+/// `impression` → `Impression`: logical ids are derived from contract names, not typed twice.
+fn pascal(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// Renders the whole platform for one region.
+pub fn render_platform(
+    templates: &TemplateSet,
+    region: &RegionConfig,
+) -> Result<String, RenderError> {
+    let context = Context {
+        region,
+        stage: STAGE,
+        routes: EventType::ALL
+            .iter()
+            .map(|t| Route {
+                path: t.route(),
+                tag: t.tag(),
+                id: pascal(t.route()),
+            })
+            .collect(),
+        datasets: DATASETS
+            .iter()
+            .map(|d| DatasetView {
+                name: d.name,
+                id: pascal(d.name),
+                upper: d.name.to_ascii_uppercase(),
+                description: d.description,
+                columns: d.columns,
+                from_stream: d.name == "bcns",
+            })
+            .collect(),
+        partition_keys: &PARTITION_KEYS,
+        apis: APIS,
+        functions: FUNCTIONS,
+        scheduled: SCHEDULED,
+    };
+    let text = render(templates, &context)?;
+    check_cloudformation(&text)?;
+    Ok(text)
+}
+
+fn render(templates: &TemplateSet, context: &impl Serialize) -> Result<String, RenderError> {
+    let mut engine = Handlebars::new();
+    engine.set_strict_mode(true);
+    engine.register_escape_fn(handlebars::no_escape);
+    for (name, source) in &templates.partials {
+        engine
+            .register_partial(name, source)
+            .map_err(|e| RenderError::Syntax {
+                name: format!("partials/{name}.yaml.hbs"),
+                source: Box::new(e),
+            })?;
+    }
+    engine
+        .register_template_string("sdp", templates.root)
+        .map_err(|e| RenderError::Syntax {
+            name: "sdp.yaml.hbs".into(),
+            source: Box::new(e),
+        })?;
+    engine
+        .render("sdp", context)
+        .map_err(|e| RenderError::Render(Box::new(e)))
+}
+
+fn check_cloudformation(text: &str) -> Result<(), RenderError> {
+    let document: Value = serde_yaml_ng::from_str(text).map_err(RenderError::Yaml)?;
+    for section in [
+        "AWSTemplateFormatVersion",
+        "Parameters",
+        "Resources",
+        "Outputs",
+    ] {
+        if document.get(section).is_none() {
+            return Err(RenderError::MissingSection(section));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regions;
+
+    fn set(root: &'static str) -> TemplateSet {
+        TemplateSet {
+            root,
+            partials: vec![],
+        }
+    }
+
+    fn us_west_2() -> RegionConfig {
+        regions::load("us-west-2").unwrap()
+    }
+
+    #[test]
+    fn a_missing_key_is_an_error_not_an_empty_string() {
+        let templates = set("AWSTemplateFormatVersion: x\nParameters: {}\nResources: {}\nOutputs: {}\nX: {{region.nope}}\n");
+        let err = render_platform(&templates, &us_west_2()).unwrap_err();
+        assert!(matches!(err, RenderError::Render(_)), "{err}");
+    }
+
+    #[test]
+    fn text_is_not_html_escaped() {
+        let templates = set("AWSTemplateFormatVersion: x\nParameters: {}\nResources: {}\nOutputs: {}\nX: \"{{region.display_name}} & <{{region.region}}>\"\n");
+        let text = render_platform(&templates, &us_west_2()).unwrap();
+        assert_eq!(
+            text.lines().last(),
+            Some("X: \"US West (Oregon) & <us-west-2>\"")
+        );
+    }
+
+    #[test]
+    fn output_that_is_not_yaml_is_refused() {
+        let templates = set("Resources: [unclosed\n");
+        let err = render_platform(&templates, &us_west_2()).unwrap_err();
+        assert!(matches!(err, RenderError::Yaml(_)), "{err}");
+    }
+
+    #[test]
+    fn a_document_without_resources_is_refused() {
+        let templates = set("AWSTemplateFormatVersion: x\nParameters: {}\nOutputs: {}\n");
+        let err = render_platform(&templates, &us_west_2()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the rendered template lacks the top-level `Resources` section"
+        );
+    }
+
+    #[test]
+    fn logical_ids_are_pascal_case_of_contract_names() {
+        assert_eq!(pascal("impression"), "Impression");
+        assert_eq!(pascal(""), "");
+    }
+}
