@@ -6,4 +6,7 @@
 //! adapters in `runtime/aws` and `runtime/local` implement its ports.
 
 pub mod events;
+pub mod join;
 pub mod lake;
+pub mod reports;
+pub mod window;

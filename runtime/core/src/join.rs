@@ -1,0 +1,517 @@
+//! Joining bids, impressions and clicks by `tx_id`, and counting each (`tx_id`, type) once
+//! (CONTRACT.md §5.1).
+//!
+//! All that is known of one transaction lives in one [`Transaction`] record: the first event of
+//! each type and which of them were counted. Applying an event is a pure state transition that
+//! yields the increments to add to the aggregates and the joined records for the lake. An event
+//! whose type is already recorded changes nothing, so redelivered or replayed events are no-ops.
+//! Storing the new state and adding its increments in one atomic commit, guarded by the state's
+//! `version`, makes the counts exact under retries (the adapters' job).
+//!
+//! Rules, all on event time (`ts`):
+//! - a bid counts in the window of its `ts`, for its campaign;
+//! - an impression counts, for its bid's campaign and in the window of its own `ts`, once its bid is
+//!   known and the two are at most `BidsSessionTimeout` apart, in either order;
+//! - a click counts likewise once its impression has counted and the two are at most
+//!   `ClicksSessionTimeout` apart.
+//!
+//! A second event of a type already seen is ignored even if it would have joined: the first one
+//! posted is the one that counts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, EventBody, EventType};
+use crate::window::WindowLength;
+
+/// How events join and aggregate; from the stack parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinConfig {
+    pub window: WindowLength,
+    pub bids_session_timeout_ms: i64,
+    pub clicks_session_timeout_ms: i64,
+    /// How long a transaction's state is kept after its latest event time, in seconds. Long
+    /// enough to recognise any redelivery: Kinesis keeps records 24 h at most.
+    pub state_retention_seconds: i64,
+}
+
+impl JoinConfig {
+    /// The configuration from the stack parameters (in minutes), with a 7-day state retention.
+    pub fn from_minutes(
+        aggregation_period: i64,
+        bids_session_timeout: i64,
+        clicks_session_timeout: i64,
+    ) -> Result<JoinConfig, crate::window::InvalidWindowLength> {
+        Ok(JoinConfig {
+            window: WindowLength::from_minutes(aggregation_period)?,
+            bids_session_timeout_ms: bids_session_timeout.max(0) * 60_000,
+            clicks_session_timeout_ms: clicks_session_timeout.max(0) * 60_000,
+            state_retention_seconds: 7 * 24 * 3600,
+        })
+    }
+}
+
+/// Which events of a transaction have been counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    pub bid: bool,
+    pub impression: bool,
+    pub click: bool,
+}
+
+/// Everything known of one `tx_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub tx_id: String,
+    /// Incremented on every change; the commit is conditional on the version it read.
+    pub version: u64,
+    pub bid: Option<Event>,
+    pub impression: Option<Event>,
+    pub click: Option<Event>,
+    pub counted: Counted,
+    /// When the state may be forgotten, epoch seconds (DynamoDB TTL).
+    pub expires_at: i64,
+}
+
+impl Transaction {
+    pub fn new(tx_id: &str) -> Transaction {
+        Transaction {
+            tx_id: tx_id.to_owned(),
+            version: 0,
+            bid: None,
+            impression: None,
+            click: None,
+            counted: Counted::default(),
+            expires_at: 0,
+        }
+    }
+
+    fn slot(&mut self, event_type: EventType) -> &mut Option<Event> {
+        match event_type {
+            EventType::Bid => &mut self.bid,
+            EventType::Impression => &mut self.impression,
+            EventType::Click => &mut self.click,
+        }
+    }
+}
+
+/// The key of one aggregate: a campaign and a window start (epoch seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AggregateKey {
+    pub campaign_item_id: i64,
+    pub period: i64,
+}
+
+/// Counts to add to one aggregate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub bids: i64,
+    pub imps: i64,
+    pub clicks: i64,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: Counts) {
+        self.bids += other.bids;
+        self.imps += other.imps;
+        self.clicks += other.clicks;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Counts::default()
+    }
+}
+
+/// A joined impression or click with the attributes of its bid: a row of `impressions`/`clicks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinedEvent {
+    #[serde(skip)]
+    pub event_type: Option<EventType>,
+    pub tx_id: String,
+    pub ts: i64,
+    pub received_at: i64,
+    pub campaign_item_id: i64,
+    pub app_uid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creative_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creative_category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The price paid for the impression (a click carries its impression's).
+    pub win_price: i64,
+}
+
+/// What applying events to a transaction produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The version the state had when read (0 for a transaction not stored yet).
+    pub read_version: u64,
+    /// The new state, or `None` when nothing changed (every event was a duplicate).
+    pub state: Option<Transaction>,
+    pub increments: BTreeMap<AggregateKey, Counts>,
+    pub joined: Vec<JoinedEvent>,
+}
+
+/// Applies `events` (all with the transaction's `tx_id`, in stream order) to its stored state.
+pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event]) -> Transition {
+    let read_version = stored.as_ref().map_or(0, |t| t.version);
+    let mut state =
+        stored.unwrap_or_else(|| Transaction::new(events.first().map_or("", |e| e.tx_id.as_str())));
+    let mut changed = false;
+    for event in events {
+        let slot = state.slot(event.event_type());
+        if slot.is_none() {
+            *slot = Some(event.clone());
+            state.expires_at = state
+                .expires_at
+                .max(event.ts.div_euclid(1000) + config.state_retention_seconds);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Transition {
+            read_version,
+            state: None,
+            increments: BTreeMap::new(),
+            joined: Vec::new(),
+        };
+    }
+    let mut increments: BTreeMap<AggregateKey, Counts> = BTreeMap::new();
+    let mut joined = Vec::new();
+    let mut count = |campaign_item_id: i64, ts: i64, counts: Counts| {
+        let key = AggregateKey {
+            campaign_item_id,
+            period: config.window.start_of(ts),
+        };
+        increments.entry(key).or_default().add(counts);
+    };
+
+    if let Some(
+        bid_event @ Event {
+            body: EventBody::Bid(bid),
+            ..
+        },
+    ) = &state.bid
+    {
+        if !state.counted.bid {
+            state.counted.bid = true;
+            count(
+                bid.campaign_item_id,
+                bid_event.ts,
+                Counts {
+                    bids: 1,
+                    ..Counts::default()
+                },
+            );
+        }
+        if let Some(
+            imp @ Event {
+                body: EventBody::Impression { win_price },
+                ..
+            },
+        ) = &state.impression
+        {
+            if !state.counted.impression
+                && (imp.ts - bid_event.ts).abs() <= config.bids_session_timeout_ms
+            {
+                state.counted.impression = true;
+                count(
+                    bid.campaign_item_id,
+                    imp.ts,
+                    Counts {
+                        imps: 1,
+                        ..Counts::default()
+                    },
+                );
+                joined.push(joined_event(EventType::Impression, imp, bid, *win_price));
+            }
+            if let Some(click) = &state.click {
+                if state.counted.impression
+                    && !state.counted.click
+                    && (click.ts - imp.ts).abs() <= config.clicks_session_timeout_ms
+                {
+                    state.counted.click = true;
+                    count(
+                        bid.campaign_item_id,
+                        click.ts,
+                        Counts {
+                            clicks: 1,
+                            ..Counts::default()
+                        },
+                    );
+                    joined.push(joined_event(EventType::Click, click, bid, *win_price));
+                }
+            }
+        }
+    }
+    state.version = read_version + 1;
+    Transition {
+        read_version,
+        state: Some(state),
+        increments,
+        joined,
+    }
+}
+
+fn joined_event(
+    event_type: EventType,
+    event: &Event,
+    bid: &crate::events::Bid,
+    win_price: i64,
+) -> JoinedEvent {
+    JoinedEvent {
+        event_type: Some(event_type),
+        tx_id: event.tx_id.clone(),
+        ts: event.ts,
+        received_at: event.received_at,
+        campaign_item_id: bid.campaign_item_id,
+        app_uid: bid.app_uid.clone(),
+        creative_id: bid.creative_id.clone(),
+        creative_category: bid.creative_category.clone(),
+        domain: bid.domain.clone(),
+        win_price,
+    }
+}
+
+/// Groups a batch of events by `tx_id`, keeping stream order within each transaction.
+pub fn by_transaction(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
+    let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        groups.entry(event.tx_id.clone()).or_default().push(event);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Bid;
+
+    const T0: i64 = 1_763_780_400_000; // a window boundary for 10-minute windows
+    const MIN: i64 = 60_000;
+
+    fn config() -> JoinConfig {
+        JoinConfig::from_minutes(10, 5, 5).unwrap()
+    }
+
+    fn event(tx: &str, ts: i64, body: EventBody) -> Event {
+        Event {
+            tx_id: tx.into(),
+            ts,
+            received_at: ts,
+            body,
+        }
+    }
+
+    fn bid(tx: &str, ts: i64, campaign: i64) -> Event {
+        event(
+            tx,
+            ts,
+            EventBody::Bid(Bid {
+                campaign_item_id: campaign,
+                app_uid: "u".into(),
+                creative_id: Some("c".into()),
+                creative_category: None,
+                domain: Some("d".into()),
+                win_price: None,
+            }),
+        )
+    }
+
+    fn imp(tx: &str, ts: i64) -> Event {
+        event(tx, ts, EventBody::Impression { win_price: 7 })
+    }
+
+    fn click(tx: &str, ts: i64) -> Event {
+        event(tx, ts, EventBody::Click)
+    }
+
+    /// Feeds events one at a time, each as its own delivery, and sums what was counted.
+    fn run(events: &[Event]) -> (BTreeMap<AggregateKey, Counts>, Vec<JoinedEvent>) {
+        let mut states: BTreeMap<String, Transaction> = BTreeMap::new();
+        let mut totals: BTreeMap<AggregateKey, Counts> = BTreeMap::new();
+        let mut joined = Vec::new();
+        for e in events {
+            let t = apply(
+                &config(),
+                states.get(&e.tx_id).cloned(),
+                std::slice::from_ref(e),
+            );
+            if let Some(state) = t.state {
+                states.insert(e.tx_id.clone(), state);
+            }
+            for (k, c) in t.increments {
+                totals.entry(k).or_default().add(c);
+            }
+            joined.extend(t.joined);
+        }
+        (totals, joined)
+    }
+
+    fn total(totals: &BTreeMap<AggregateKey, Counts>) -> Counts {
+        let mut sum = Counts::default();
+        totals.values().for_each(|c| sum.add(*c));
+        sum
+    }
+
+    fn counts(bids: i64, imps: i64, clicks: i64) -> Counts {
+        Counts { bids, imps, clicks }
+    }
+
+    #[test]
+    fn a_bid_its_impression_and_its_click_each_count_once_for_the_bids_campaign() {
+        let (totals, joined) = run(&[
+            bid("a", T0, 42),
+            imp("a", T0 + MIN),
+            click("a", T0 + 2 * MIN),
+        ]);
+        assert_eq!(totals.len(), 1);
+        let (key, c) = totals.iter().next().unwrap();
+        assert_eq!((key.campaign_item_id, key.period), (42, T0 / 1000));
+        assert_eq!(*c, counts(1, 1, 1));
+        assert_eq!(joined.len(), 2);
+        assert!(joined
+            .iter()
+            .all(|j| j.campaign_item_id == 42 && j.domain.as_deref() == Some("d")));
+        assert!(
+            joined.iter().all(|j| j.win_price == 7),
+            "a click carries its impression's price"
+        );
+    }
+
+    #[test]
+    fn an_impression_before_its_bid_counts_when_the_bid_arrives() {
+        let (totals, _) = run(&[
+            imp("a", T0),
+            click("a", T0 + MIN),
+            bid("a", T0 + 2 * MIN, 42),
+        ]);
+        assert_eq!(total(&totals), counts(1, 1, 1));
+    }
+
+    #[test]
+    fn an_impression_beyond_the_bids_session_timeout_does_not_count() {
+        let (totals, joined) = run(&[
+            bid("a", T0, 1),
+            imp("a", T0 + 5 * MIN + 1),
+            click("a", T0 + 6 * MIN),
+        ]);
+        assert_eq!(total(&totals), counts(1, 0, 0));
+        assert!(joined.is_empty());
+        // Exactly at the timeout still joins.
+        let (totals, _) = run(&[bid("b", T0, 1), imp("b", T0 + 5 * MIN)]);
+        assert_eq!(total(&totals), counts(1, 1, 0));
+    }
+
+    #[test]
+    fn a_click_after_the_clicks_session_timeout_does_not_count() {
+        let (totals, _) = run(&[bid("a", T0, 1), imp("a", T0), click("a", T0 + 5 * MIN + 1)]);
+        assert_eq!(total(&totals), counts(1, 1, 0));
+    }
+
+    #[test]
+    fn a_click_without_a_joined_impression_does_not_count() {
+        let (totals, _) = run(&[bid("a", T0, 1), click("a", T0)]);
+        assert_eq!(total(&totals), counts(1, 0, 0));
+        let (totals, _) = run(&[click("b", T0), imp("b", T0)]);
+        assert_eq!(
+            total(&totals),
+            counts(0, 0, 0),
+            "no bid, no campaign, nothing counts"
+        );
+    }
+
+    #[test]
+    fn the_same_event_posted_three_times_counts_once() {
+        let b = bid("a", T0, 1);
+        let i = imp("a", T0 + MIN);
+        let (totals, joined) = run(&[b.clone(), b.clone(), i.clone(), b, i.clone(), i]);
+        assert_eq!(total(&totals), counts(1, 1, 0));
+        assert_eq!(joined.len(), 1);
+    }
+
+    #[test]
+    fn a_redelivered_batch_changes_nothing() {
+        let batch = [bid("a", T0, 1), imp("a", T0), click("a", T0)];
+        let first = apply(&config(), None, &batch);
+        let state = first.state.clone().unwrap();
+        assert_eq!(total(&first.increments), counts(1, 1, 1));
+        let again = apply(&config(), Some(state.clone()), &batch);
+        assert_eq!(again.state, None, "nothing to commit");
+        assert!(again.increments.is_empty() && again.joined.is_empty());
+        assert_eq!(again.read_version, state.version);
+    }
+
+    #[test]
+    fn a_second_event_of_a_type_is_ignored_even_if_it_would_have_joined() {
+        // The first impression is too late to join; a later duplicate in time must not count.
+        let (totals, _) = run(&[bid("a", T0, 1), imp("a", T0 + 9 * MIN), imp("a", T0 + MIN)]);
+        assert_eq!(total(&totals), counts(1, 0, 0));
+    }
+
+    #[test]
+    fn each_event_counts_in_the_window_of_its_own_event_time() {
+        let (totals, _) = run(&[bid("a", T0 + 9 * MIN, 1), imp("a", T0 + 11 * MIN)]);
+        let keys: Vec<i64> = totals.keys().map(|k| k.period).collect();
+        assert_eq!(keys, [T0 / 1000, T0 / 1000 + 600]);
+        assert_eq!(
+            totals[&AggregateKey {
+                campaign_item_id: 1,
+                period: T0 / 1000
+            }],
+            counts(1, 0, 0)
+        );
+    }
+
+    #[test]
+    fn an_event_for_a_closed_window_corrects_that_window() {
+        // A bid from an hour ago arrives now: it is counted in its own (closed) window.
+        let late = bid("late", T0 - 60 * MIN, 1);
+        let (totals, _) = run(&[bid("now", T0, 1), late]);
+        let late_key = AggregateKey {
+            campaign_item_id: 1,
+            period: (T0 - 60 * MIN) / 1000,
+        };
+        assert_eq!(totals[&late_key], counts(1, 0, 0));
+    }
+
+    #[test]
+    fn a_batch_of_one_transaction_commits_once_with_a_new_version_and_an_expiry() {
+        let t = apply(&config(), None, &[bid("a", T0, 1), imp("a", T0)]);
+        let state = t.state.unwrap();
+        assert_eq!((t.read_version, state.version), (0, 1));
+        assert_eq!(
+            state.counted,
+            Counted {
+                bid: true,
+                impression: true,
+                click: false
+            }
+        );
+        assert_eq!(
+            state.expires_at,
+            T0 / 1000 + config().state_retention_seconds
+        );
+        let next = apply(&config(), Some(state), &[click("a", T0)]);
+        assert_eq!((next.read_version, next.state.unwrap().version), (1, 2));
+    }
+
+    #[test]
+    fn by_transaction_keeps_stream_order_within_a_tx_id() {
+        let groups = by_transaction(vec![imp("a", 2), bid("b", 1, 1), bid("a", 1, 1)]);
+        let a: Vec<EventType> = groups["a"].iter().map(Event::event_type).collect();
+        assert_eq!(a, [EventType::Impression, EventType::Bid]);
+        assert_eq!(groups.len(), 2);
+    }
+
+    #[test]
+    fn the_state_record_round_trips_through_json() {
+        let state = apply(&config(), None, &[bid("a", T0, 1), imp("a", T0)])
+            .state
+            .unwrap();
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<Transaction>(&json).unwrap(), state);
+    }
+}
