@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_yaml_ng::Value;
 
 use sdp_core::events::EventType;
-use sdp_core::lake::{Column, DATASETS, PARTITION_KEYS};
+use sdp_core::lake::{Column, DATASETS, FIRST_DATE, PARTITION_KEYS};
 
 use crate::regions::RegionConfig;
 use crate::templates::TemplateSet;
@@ -42,6 +42,8 @@ struct Context<'a> {
     routes: Vec<Route>,
     datasets: Vec<DatasetView>,
     partition_keys: &'static [Column],
+    /// The first date of the lake's partition projection.
+    first_date: &'static str,
     apis: &'static [Api],
     functions: &'static [&'static str],
     scheduled: &'static [&'static str],
@@ -137,6 +139,7 @@ pub fn render_platform(
             })
             .collect(),
         partition_keys: &PARTITION_KEYS,
+        first_date: FIRST_DATE,
         apis: APIS,
         functions: FUNCTIONS,
         scheduled: SCHEDULED,

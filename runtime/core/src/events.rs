@@ -49,9 +49,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The longest accepted `tx_id`.
 pub const MAX_TX_ID_CHARS: usize = 128;
 
-/// Event times before this (2000-01-01T00:00:00Z, in ms) are refused: they are almost always
-/// seconds sent where milliseconds were meant.
-pub const MIN_TS_MS: i64 = 946_684_800_000;
+/// Event times before the lake's first date are refused: they would be invisible to Athena, and
+/// they are almost always seconds sent where milliseconds were meant.
+pub const MIN_TS_MS: i64 = crate::lake::FIRST_DATE_MS;
 
 /// How far past the receive time an event time may lie (clock skew allowance).
 pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -180,7 +180,7 @@ pub fn validate(
         Some(ts) if ts < MIN_TS_MS || ts > received_at.saturating_add(MAX_FUTURE_SKEW_MS) => {
             return Err(ValidationError::field(
                 "ts",
-                format!("`ts` must be the event time in epoch milliseconds, from 2000-01-01 to one day after now; got {ts}"),
+                format!("`ts` must be the event time in epoch milliseconds, from {} to one day after now; got {ts}", crate::lake::FIRST_DATE),
             ))
         }
         Some(ts) => ts,

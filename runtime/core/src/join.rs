@@ -152,6 +152,8 @@ pub struct Transition {
     pub state: Option<Transaction>,
     pub increments: BTreeMap<AggregateKey, Counts>,
     pub joined: Vec<JoinedEvent>,
+    /// Events ignored because their (`tx_id`, type) was already recorded.
+    pub duplicates: usize,
 }
 
 /// Applies `events` (all with the transaction's `tx_id`, in stream order) to its stored state.
@@ -159,7 +161,7 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
     let read_version = stored.as_ref().map_or(0, |t| t.version);
     let mut state =
         stored.unwrap_or_else(|| Transaction::new(events.first().map_or("", |e| e.tx_id.as_str())));
-    let mut changed = false;
+    let mut duplicates = 0;
     for event in events {
         let slot = state.slot(event.event_type());
         if slot.is_none() {
@@ -167,15 +169,17 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
             state.expires_at = state
                 .expires_at
                 .max(event.ts.div_euclid(1000) + config.state_retention_seconds);
-            changed = true;
+        } else {
+            duplicates += 1;
         }
     }
-    if !changed {
+    if duplicates == events.len() {
         return Transition {
             read_version,
             state: None,
             increments: BTreeMap::new(),
             joined: Vec::new(),
+            duplicates,
         };
     }
     let mut increments: BTreeMap<AggregateKey, Counts> = BTreeMap::new();
@@ -252,6 +256,7 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
         state: Some(state),
         increments,
         joined,
+        duplicates,
     }
 }
 
@@ -427,9 +432,19 @@ mod tests {
     fn the_same_event_posted_three_times_counts_once() {
         let b = bid("a", T0, 1);
         let i = imp("a", T0 + MIN);
-        let (totals, joined) = run(&[b.clone(), b.clone(), i.clone(), b, i.clone(), i]);
+        let (totals, joined) = run(&[
+            b.clone(),
+            b.clone(),
+            i.clone(),
+            b.clone(),
+            i.clone(),
+            i.clone(),
+        ]);
         assert_eq!(total(&totals), counts(1, 1, 0));
         assert_eq!(joined.len(), 1);
+        // Within one delivery too: the repeats are reported as duplicates.
+        let t = apply(&config(), None, &[b.clone(), b.clone(), i.clone(), b, i]);
+        assert_eq!((total(&t.increments), t.duplicates), (counts(1, 1, 0), 3));
     }
 
     #[test]

@@ -136,6 +136,13 @@ pub const DATASETS: [Dataset; 4] = [
     },
 ];
 
+/// The first date the lake's partition projection covers; the ingestion API refuses older
+/// event times, so nothing is stored that Athena could not see.
+pub const FIRST_DATE: &str = "2020-01-01";
+
+/// [`FIRST_DATE`] as epoch milliseconds.
+pub const FIRST_DATE_MS: i64 = 1_577_836_800_000;
+
 /// Partition columns shared by every table: the event date and hour in UTC.
 pub const PARTITION_KEYS: [Column; 2] = [
     col("dt", Str, "event date, UTC, yyyy-MM-dd"),
@@ -235,6 +242,12 @@ mod tests {
             DATASETS[0].partition_prefix(Format::Raw, "2026-11-22", "03"),
             "raw/bcns/dt=2026-11-22/hour=03/"
         );
+    }
+
+    #[test]
+    fn first_date_and_its_milliseconds_agree() {
+        let parsed: jiff::Timestamp = format!("{FIRST_DATE}T00:00:00Z").parse().unwrap();
+        assert_eq!(parsed.as_millisecond(), FIRST_DATE_MS);
     }
 
     #[test]

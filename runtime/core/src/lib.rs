@@ -8,5 +8,7 @@
 pub mod events;
 pub mod join;
 pub mod lake;
+pub mod ports;
+pub mod processor;
 pub mod reports;
 pub mod window;

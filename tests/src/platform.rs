@@ -1,0 +1,184 @@
+//! The platform on moto: SDK clients pointed at a moto server, and the rendered template created
+//! as a stack, so tests run against the resources the template really declares.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+use aws_sdk_s3::primitives::ByteStream;
+
+use sdp::{regions, render, templates};
+
+/// The functions whose code the stack needs, by logical-id prefix.
+pub const FUNCTIONS: [&str; 6] = [
+    "Ingest",
+    "Processor",
+    "Reports",
+    "Compactor",
+    "Trainer",
+    "Predict",
+];
+
+/// Every SDK call in tests has a deadline: moto can hang, and a hung test is worse than a failure.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An SDK configuration for moto at `endpoint` in `region`, with static test credentials.
+pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(CALL_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// An S3 client for an emulator: path-style addressing, as moto needs.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// A created stack: its outputs and the physical id of each resource, by logical id.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub outputs: BTreeMap<String, String>,
+    pub resources: BTreeMap<String, String>,
+}
+
+impl Platform {
+    pub fn output(&self, key: &str) -> Result<&str> {
+        self.outputs
+            .get(key)
+            .map(String::as_str)
+            .with_context(|| format!("output `{key}` is missing; outputs: {:?}", self.outputs))
+    }
+
+    pub fn resource(&self, logical_id: &str) -> Result<&str> {
+        self.resources
+            .get(logical_id)
+            .map(String::as_str)
+            .with_context(|| format!("resource `{logical_id}` was not created"))
+    }
+}
+
+/// Renders the template for the config's region, uploads placeholder code, creates the stack
+/// `stack_name` and waits for `CREATE_COMPLETE`.
+pub async fn deploy_platform(config: &SdkConfig, stack_name: &str) -> Result<Platform> {
+    let region = config
+        .region()
+        .map(ToString::to_string)
+        .context("the SDK config has no region")?;
+    let template = render::render_platform(&templates::embedded(), &regions::load(&region)?)?;
+    let parameters = upload_code(&s3_client(config), &region, stack_name).await?;
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    cfn.create_stack()
+        .stack_name(stack_name)
+        .template_body(template)
+        .set_parameters(Some(parameters))
+        .capabilities(Capability::CapabilityIam)
+        .send()
+        .await
+        .context("CreateStack")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stack = loop {
+        let described = cfn.describe_stacks().stack_name(stack_name).send().await?;
+        let stack = described
+            .stacks()
+            .first()
+            .cloned()
+            .context("DescribeStacks returned no stack")?;
+        match stack.stack_status() {
+            Some(StackStatus::CreateComplete) => break stack,
+            Some(StackStatus::CreateInProgress) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => bail!(
+                "stack `{stack_name}` in {region} ended in {other:?}: {}",
+                stack.stack_status_reason().unwrap_or("no reason given")
+            ),
+        }
+    };
+    let outputs = stack
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_owned(),
+                o.output_value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let described = cfn
+        .describe_stack_resources()
+        .stack_name(stack_name)
+        .send()
+        .await?;
+    let resources = described
+        .stack_resources()
+        .iter()
+        .map(|r| {
+            (
+                r.logical_resource_id().unwrap_or_default().to_owned(),
+                r.physical_resource_id().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    Ok(Platform { outputs, resources })
+}
+
+/// Uploads a placeholder zip per function (moto's Lambda reads the code object on create) and
+/// returns the stack parameters that point at them.
+async fn upload_code(
+    s3: &aws_sdk_s3::Client,
+    region: &str,
+    stack_name: &str,
+) -> Result<Vec<Parameter>> {
+    let bucket = format!("sdp-artifacts-{stack_name}-{region}").to_lowercase();
+    // S3 refuses a location constraint for us-east-1, and requires one everywhere else.
+    let location = (region != "us-east-1").then(|| {
+        aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+            .build()
+    });
+    s3.create_bucket()
+        .bucket(&bucket)
+        .set_create_bucket_configuration(location)
+        .send()
+        .await
+        .context("creating the artifact bucket")?;
+    let mut parameters = vec![Parameter::builder()
+        .parameter_key("ArtifactBucket")
+        .parameter_value(&bucket)
+        .build()];
+    for function in FUNCTIONS {
+        let key = format!("functions/{function}.zip");
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(ByteStream::from_static(
+                b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            ))
+            .send()
+            .await
+            .with_context(|| format!("uploading {key}"))?;
+        parameters.push(
+            Parameter::builder()
+                .parameter_key(format!("{function}CodeKey"))
+                .parameter_value(key)
+                .build(),
+        );
+    }
+    Ok(parameters)
+}
