@@ -1,6 +1,6 @@
 //! `sdp render` as users run it: the binary, its streams and its exit codes (CONTRACT.md §1).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test file: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
 use std::process::{Command, Output};
 

@@ -182,3 +182,50 @@ async fn upload_code(
     }
     Ok(parameters)
 }
+
+/// Every record of a Kinesis stream, oldest first per shard: (sequence number, partition key, data).
+pub async fn read_stream(
+    config: &SdkConfig,
+    stream: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>> {
+    let kinesis = aws_sdk_kinesis::Client::new(config);
+    let mut records = Vec::new();
+    for shard in kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await?
+        .shards()
+    {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await?
+            .shard_iterator()
+            .map(str::to_owned);
+        while let Some(current) = iterator {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await?;
+            for record in page.records() {
+                records.push((
+                    record.sequence_number().to_owned(),
+                    record.partition_key().unwrap_or_default().to_owned(),
+                    record.data().as_ref().to_vec(),
+                ));
+            }
+            iterator = if page.records().is_empty() {
+                None
+            } else {
+                page.next_shard_iterator().map(str::to_owned)
+            };
+        }
+    }
+    Ok(records)
+}

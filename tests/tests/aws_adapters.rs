@@ -2,17 +2,16 @@
 //! Kinesis keeps every appended event keyed by `tx_id`; DynamoDB commits are exactly once, across
 //! more keys than one call takes, and a stale state is a conflict that applies nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test file: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use sdp_aws::{DynamoStore, KinesisLog};
 use sdp_core::events::{Bid, Event, EventBody};
 use sdp_core::join::{AggregateKey, Counts, JoinConfig, Transaction};
 use sdp_core::ports::{AggregateReader, EventLog, StateChange, StateStore};
 use sdp_core::processor::process_batch;
-use sdp_scenarios::platform::{deploy_platform, sdk_config, Platform};
+use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config, Platform};
 use sdp_scenarios::MotoServer;
 
 const T0: i64 = 1_763_780_400_000;
@@ -113,45 +112,11 @@ async fn the_kinesis_log_keeps_every_event_keyed_by_tx_id_across_several_put_rec
         .await
         .unwrap();
 
-    let kinesis = aws_sdk_kinesis::Client::new(&config);
     let mut stored = Vec::new();
-    for shard in kinesis
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap()
-        .shards()
-    {
-        let mut iterator = kinesis
-            .get_shard_iterator()
-            .stream_name(&stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator()
-            .map(str::to_owned);
-        while let Some(current) = iterator {
-            let page = kinesis
-                .get_records()
-                .shard_iterator(current)
-                .limit(10_000)
-                .send()
-                .await
-                .unwrap();
-            for record in page.records() {
-                let event: Event = serde_json::from_slice(record.data().as_ref()).unwrap();
-                assert_eq!(record.partition_key(), Some(event.tx_id.as_str()));
-                stored.push(event);
-            }
-            iterator = if page.records().is_empty() {
-                None
-            } else {
-                page.next_shard_iterator().map(str::to_owned)
-            };
-        }
+    for (_, partition_key, data) in read_stream(&config, &stream).await.unwrap() {
+        let event: Event = serde_json::from_slice(&data).unwrap();
+        assert_eq!(partition_key, event.tx_id);
+        stored.push(event);
     }
     assert_eq!(stored.len(), events.len());
     let as_json = |list: &[Event]| -> BTreeSet<String> {

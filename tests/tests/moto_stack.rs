@@ -2,7 +2,7 @@
 //! `CreateStack` reaches `CREATE_COMPLETE` with the contract's outputs, well formed. This is the
 //! guard that the one template serves both AWS and moto (no reference to a type moto skips).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test file: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
 use anyhow::{ensure, Context, Result};
 

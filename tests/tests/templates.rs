@@ -2,7 +2,7 @@
 //! checkov, the Glue schema against sdp-core's lake schema, and the security defaults of
 //! CONTRACT.md §7.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test file: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
 use std::collections::BTreeMap;
 use std::process::Command;

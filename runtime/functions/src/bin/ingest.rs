@@ -1,0 +1,23 @@
+//! Lambda `ingest`: behind the ingestion API, writes each valid event to the Kinesis stream.
+
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use lambda_runtime::{service_fn, LambdaEvent};
+use sdp_aws::KinesisLog;
+use sdp_functions::{handlers, settings, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let log = KinesisLog::new(
+        aws_sdk_kinesis::Client::new(&config),
+        settings::required("STREAM_NAME")?,
+    );
+    let log = &log;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
+            Ok::<_, lambda_runtime::Error>(handlers::ingest(log, event.payload).await)
+        },
+    ))
+    .await
+}

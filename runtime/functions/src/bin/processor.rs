@@ -1,0 +1,27 @@
+//! Lambda `processor`: on the Kinesis stream, joins and counts each event exactly once.
+
+use aws_lambda_events::kinesis::KinesisEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+use sdp_aws::DynamoStore;
+use sdp_functions::{handlers, settings, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let join = settings::join_config()?;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        settings::required("STATE_TABLE")?,
+        settings::required("AGGREGATES_TABLE")?,
+    );
+    let (store, join) = (&store, &join);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<KinesisEvent>| async move {
+            handlers::processor(store, join, event.payload)
+                .await
+                .map_err(|e| lambda_runtime::Error::from(telemetry::with_causes(&e)))
+        },
+    ))
+    .await
+}

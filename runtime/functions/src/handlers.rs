@@ -1,0 +1,86 @@
+//! One handler per function, over the ports so tests can run them against moto or in memory.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::kinesis::KinesisEvent;
+use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use sdp_core::events::Event;
+use sdp_core::join::JoinConfig;
+use sdp_core::ports::{AggregateReader, EventLog, StateStore};
+use sdp_core::processor::{process_batch, ProcessError};
+
+use crate::apigw;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `ingest`: an API Gateway event to a stored event and its answer.
+pub async fn ingest<L: EventLog>(
+    log: &L,
+    event: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    match apigw::request(&event) {
+        Some(request) => apigw::response(sdp_api::ingest::handle(log, &request, now_ms()).await),
+        None => apigw::undecodable(),
+    }
+}
+
+/// `reports`: an API Gateway event to a report.
+pub async fn reports<R: AggregateReader>(
+    reader: &R,
+    event: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    match apigw::request(&event) {
+        Some(request) => {
+            apigw::response(sdp_api::reports::handle(reader, &request, now_ms() / 1000).await)
+        }
+        None => apigw::undecodable(),
+    }
+}
+
+/// `processor`: a Kinesis batch, counted exactly once. A record that is not a valid stored event
+/// (it cannot become one by retrying) is reported as a batch item failure, so Lambda retries it
+/// alone and finally hands it to the on-failure destination, while every good record of the
+/// batch is committed now. A storage failure fails the invocation: the batch is delivered again
+/// and what was already committed is recognised.
+pub async fn processor<S: StateStore>(
+    store: &S,
+    config: &JoinConfig,
+    event: KinesisEvent,
+) -> Result<KinesisEventResponse, ProcessError> {
+    let mut events = Vec::with_capacity(event.records.len());
+    let mut poison = Vec::new();
+    for record in event.records {
+        match serde_json::from_slice::<Event>(&record.kinesis.data.0) {
+            Ok(decoded) => events.push(decoded),
+            Err(err) => {
+                tracing::error!(
+                    sequence_number = %record.kinesis.sequence_number,
+                    partition_key = %record.kinesis.partition_key,
+                    error = %err,
+                    "record is not a stored event; reporting it as failed"
+                );
+                poison.push(record.kinesis.sequence_number);
+            }
+        }
+    }
+    let received = events.len();
+    let result = process_batch(store, config, events).await?;
+    tracing::info!(
+        records = received,
+        duplicates = result.duplicates,
+        aggregates = result.increments.len(),
+        joined = result.joined.len(),
+        poison = poison.len(),
+        "batch committed"
+    );
+    let mut response = KinesisEventResponse::default();
+    for sequence_number in poison {
+        let mut failure = KinesisBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}

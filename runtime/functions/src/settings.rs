@@ -1,0 +1,36 @@
+//! Function settings from environment variables, with errors that name the variable.
+
+use sdp_core::join::JoinConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("environment variable `{0}` is not set")]
+    Missing(&'static str),
+    #[error("environment variable `{name}` must be an integer; got `{value}`")]
+    NotAnInteger { name: &'static str, value: String },
+    #[error("invalid aggregation settings")]
+    Window(#[from] sdp_core::window::InvalidWindowLength),
+}
+
+pub fn required(name: &'static str) -> Result<String, SettingsError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(SettingsError::Missing(name))
+}
+
+fn integer(name: &'static str) -> Result<i64, SettingsError> {
+    let value = required(name)?;
+    value
+        .parse()
+        .map_err(|_| SettingsError::NotAnInteger { name, value })
+}
+
+/// The join settings the template passes to the processor.
+pub fn join_config() -> Result<JoinConfig, SettingsError> {
+    Ok(JoinConfig::from_minutes(
+        integer("AGGREGATION_PERIOD_MINUTES")?,
+        integer("BIDS_SESSION_TIMEOUT_MINUTES")?,
+        integer("CLICKS_SESSION_TIMEOUT_MINUTES")?,
+    )?)
+}

@@ -1,0 +1,25 @@
+//! Structured JSON logs on stdout (CloudWatch takes them as they are), filtered by `RUST_LOG`.
+
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time() // CloudWatch stamps every line
+        .with_target(false)
+        .init();
+}
+
+/// An error and its causes on one line, for the failure Lambda records and logs.
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
