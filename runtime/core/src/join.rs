@@ -148,8 +148,11 @@ pub struct JoinedEvent {
 pub struct Transition {
     /// The version the state had when read (0 for a transaction not stored yet).
     pub read_version: u64,
-    /// The new state, or `None` when nothing changed (every event was a duplicate).
-    pub state: Option<Transaction>,
+    /// The state after the events: handed back even when unchanged, so a caller that moved its
+    /// state in never loses it.
+    pub state: Transaction,
+    /// Whether the state changed and must be committed (false when every event was a duplicate).
+    pub changed: bool,
     pub increments: BTreeMap<AggregateKey, Counts>,
     pub joined: Vec<JoinedEvent>,
     /// Events ignored because their (`tx_id`, type) was already recorded.
@@ -176,7 +179,8 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
     if duplicates == events.len() {
         return Transition {
             read_version,
-            state: None,
+            state,
+            changed: false,
             increments: BTreeMap::new(),
             joined: Vec::new(),
             duplicates,
@@ -253,7 +257,8 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
     state.version = read_version + 1;
     Transition {
         read_version,
-        state: Some(state),
+        state,
+        changed: true,
         increments,
         joined,
         duplicates,
@@ -339,14 +344,9 @@ mod tests {
         let mut totals: BTreeMap<AggregateKey, Counts> = BTreeMap::new();
         let mut joined = Vec::new();
         for e in events {
-            let t = apply(
-                &config(),
-                states.get(&e.tx_id).cloned(),
-                std::slice::from_ref(e),
-            );
-            if let Some(state) = t.state {
-                states.insert(e.tx_id.clone(), state);
-            }
+            // Move the state in and take it back, as a store-less caller would.
+            let t = apply(&config(), states.remove(&e.tx_id), std::slice::from_ref(e));
+            states.insert(e.tx_id.clone(), t.state);
             for (k, c) in t.increments {
                 totals.entry(k).or_default().add(c);
             }
@@ -451,12 +451,21 @@ mod tests {
     fn a_redelivered_batch_changes_nothing() {
         let batch = [bid("a", T0, 1), imp("a", T0), click("a", T0)];
         let first = apply(&config(), None, &batch);
-        let state = first.state.clone().unwrap();
+        let state = first.state.clone();
         assert_eq!(total(&first.increments), counts(1, 1, 1));
         let again = apply(&config(), Some(state.clone()), &batch);
-        assert_eq!(again.state, None, "nothing to commit");
+        assert!(!again.changed, "nothing to commit");
+        assert_eq!(again.state, state, "the unchanged state is handed back");
         assert!(again.increments.is_empty() && again.joined.is_empty());
         assert_eq!(again.read_version, state.version);
+    }
+
+    #[test]
+    fn a_duplicate_then_a_joining_event_still_joins_when_the_caller_moves_its_state_in() {
+        // Regression: a duplicate used to hand back no state, and a caller that had moved its
+        // state in lost the bid, so the impression that followed never joined.
+        let (totals, _) = run(&[bid("a", T0, 1), bid("a", T0, 1), imp("a", T0 + MIN)]);
+        assert_eq!(total(&totals), counts(1, 1, 0));
     }
 
     #[test]
@@ -495,7 +504,7 @@ mod tests {
     #[test]
     fn a_batch_of_one_transaction_commits_once_with_a_new_version_and_an_expiry() {
         let t = apply(&config(), None, &[bid("a", T0, 1), imp("a", T0)]);
-        let state = t.state.unwrap();
+        let state = t.state;
         assert_eq!((t.read_version, state.version), (0, 1));
         assert_eq!(
             state.counted,
@@ -510,7 +519,7 @@ mod tests {
             T0 / 1000 + config().state_retention_seconds
         );
         let next = apply(&config(), Some(state), &[click("a", T0)]);
-        assert_eq!((next.read_version, next.state.unwrap().version), (1, 2));
+        assert_eq!((next.read_version, next.state.version), (1, 2));
     }
 
     #[test]
@@ -523,9 +532,7 @@ mod tests {
 
     #[test]
     fn the_state_record_round_trips_through_json() {
-        let state = apply(&config(), None, &[bid("a", T0, 1), imp("a", T0)])
-            .state
-            .unwrap();
+        let state = apply(&config(), None, &[bid("a", T0, 1), imp("a", T0)]).state;
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<Transaction>(&json).unwrap(), state);
     }

@@ -52,10 +52,10 @@ pub async fn process_batch<S: StateStore>(
         for (tx_id, events) in &pending {
             let transition = join::apply(config, stored.remove(tx_id), events);
             result.duplicates += transition.duplicates;
-            if let Some(state) = transition.state {
+            if transition.changed {
                 changes.push(StateChange {
                     read_version: transition.read_version,
-                    state,
+                    state: transition.state,
                     increments: transition
                         .increments
                         .iter()
