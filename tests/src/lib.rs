@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod fixtures;
+pub mod lambda;
 pub mod platform;
 
 /// The repository root (the workspace directory).

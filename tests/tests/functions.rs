@@ -17,47 +17,18 @@ use sdp_aws::{DynamoStore, KinesisLog};
 use sdp_core::join::JoinConfig;
 use sdp_functions::handlers;
 use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config, Platform};
-use sdp_scenarios::{repo_root, MotoServer};
+use sdp_scenarios::{fixtures, MotoServer};
 
-fn fixture(name: &str) -> Value {
-    let path = repo_root().join("tests/fixtures").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// The recorded POST /bid event with another route and body.
 fn post(route: &str, body: &str) -> ApiGatewayProxyRequest {
-    let mut event = fixture("apigw-post-bid.json");
-    event["resource"] = json!(format!("/{route}"));
-    event["path"] = json!(format!("/{route}"));
-    event["requestContext"]["resourcePath"] = json!(format!("/{route}"));
-    event["body"] = json!(body);
-    serde_json::from_value(event).unwrap()
+    serde_json::from_value(fixtures::post(route, body).unwrap()).unwrap()
 }
 
-/// The recorded GET report event for another campaign.
 fn get_report(campaign: i64) -> ApiGatewayProxyRequest {
-    let mut event = fixture("apigw-get-report.json");
-    event["path"] = json!(format!("/reports/campaigns/{campaign}"));
-    event["pathParameters"] = json!({ "campaign_item_id": campaign.to_string() });
-    serde_json::from_value(event).unwrap()
+    serde_json::from_value(fixtures::get_report(campaign).unwrap()).unwrap()
 }
 
-/// A Kinesis batch as the event source mapping delivers it, from the recorded record's shape.
 fn kinesis_batch(records: &[(String, String, Vec<u8>)]) -> KinesisEvent {
-    let template = fixture("kinesis-batch.json")["Records"][0].clone();
-    let records: Vec<Value> = records
-        .iter()
-        .map(|(sequence, key, data)| {
-            let mut record = template.clone();
-            record["kinesis"]["sequenceNumber"] = json!(sequence);
-            record["kinesis"]["partitionKey"] = json!(key);
-            record["kinesis"]["data"] =
-                json!(base64::engine::general_purpose::STANDARD.encode(data));
-            record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
-            record
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
+    serde_json::from_value(fixtures::kinesis_batch(records).unwrap()).unwrap()
 }
 
 fn body(response: &ApiGatewayProxyResponse) -> Value {
@@ -111,35 +82,16 @@ fn join() -> JoinConfig {
     JoinConfig::from_minutes(2, 5, 5).unwrap()
 }
 
-/// The original's integration test (ORIGINAL.md §7.2): N bids, the first M of them with an
-/// impression, the first K of those with a click, all posted concurrently, some twice.
+/// The original's integration test (ORIGINAL.md §7.2), posted concurrently, some requests twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_originals_integration_scenario_counts_exactly_through_the_handlers() {
     let stack = stack().await;
     let (n, m, k) = (317_usize, 113_usize, 31_usize);
     let campaign = 1_463_517;
-    let mut requests = Vec::new();
-    for i in 0..n {
-        let tx = format!("it-{i:04}");
-        requests.push(post(
-            "bid",
-            &json!({"tx_id": tx, "app_uid": "app", "campaign_item_id": campaign, "domain": "www.google.com",
-                    "creative_id": "creative", "creative_category": "testCreativeCategory"})
-            .to_string(),
-        ));
-        if i < m {
-            requests.push(post(
-                "impression",
-                &json!({"tx_id": tx, "win_price": 1000 + i}).to_string(),
-            ));
-        }
-        if i < k {
-            requests.push(post("click", &json!({"tx_id": tx}).to_string()));
-        }
-    }
-    // Every seventh request is posted twice, as a client retry would.
-    let retries: Vec<ApiGatewayProxyRequest> = requests.iter().step_by(7).cloned().collect();
-    requests.extend(retries);
+    let requests: Vec<ApiGatewayProxyRequest> = fixtures::integration_scenario(n, m, k, campaign)
+        .iter()
+        .map(|(route, body)| post(route, body))
+        .collect();
 
     let log = Arc::new(stack.log());
     let tasks: Vec<_> = requests

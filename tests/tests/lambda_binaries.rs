@@ -1,0 +1,153 @@
+//! The real release binaries (`scripts/build-lambdas`: zigbuild for glibc 2.34) run under the
+//! Lambda Runtime API emulator against moto: ingest API Gateway events for the original's
+//! integration scenario, hand what Kinesis holds to the processor as Kinesis events (one batch
+//! twice), and the report route answers exactly N, M, K. Also prints each function's init time
+//! (exec → first `next`) and binary size, for the benchmark note; nothing here is timed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use sdp_scenarios::lambda::{Outcome, RuntimeApi};
+use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config};
+use sdp_scenarios::{fixtures, repo_root, MotoServer};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn binary(function: &str) -> PathBuf {
+    let path = repo_root()
+        .join("target/lambda")
+        .join(function)
+        .join("bootstrap");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-lambdas (scripts/test runs it before the tests)",
+        path.display()
+    );
+    path
+}
+
+fn respond(api: &RuntimeApi, payload: &Value) -> Value {
+    match api.invoke(&payload.to_string(), TIMEOUT).unwrap() {
+        Outcome::Response(body) => serde_json::from_str(&body).unwrap(),
+        Outcome::Error(error) => panic!("the function failed: {error}"),
+    }
+}
+
+fn http_body(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exactly() {
+    let moto = MotoServer::start().unwrap();
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let platform = deploy_platform(&config, "binaries").await.unwrap();
+    let logs = std::env::temp_dir().join(format!("sdp-lambda-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).unwrap();
+
+    let common = |extra: &[(&'static str, String)]| {
+        let mut env = vec![
+            ("AWS_REGION", "us-west-2".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        env.extend_from_slice(extra);
+        env
+    };
+    let stream = platform.resource("EventStream").unwrap().to_owned();
+    let state = platform.resource("StateTable").unwrap().to_owned();
+    let aggregates = platform.resource("AggregatesTable").unwrap().to_owned();
+
+    let ingest = RuntimeApi::start("ingest").unwrap();
+    let processor = RuntimeApi::start("processor").unwrap();
+    let reports = RuntimeApi::start("reports").unwrap();
+    let ingest_env = common(&[("STREAM_NAME", stream.clone())]);
+    // Three ingest instances take invocations concurrently, as Lambda scales out.
+    let mut processes = Vec::new();
+    let mut init = Vec::new();
+    for instance in 0..3 {
+        let (process, took) = ingest
+            .spawn(
+                &binary("ingest"),
+                &ingest_env,
+                &logs.join(format!("ingest-{instance}.log")),
+            )
+            .unwrap();
+        processes.push(process);
+        init.push(("ingest", took));
+    }
+    let processor_env = common(&[
+        ("STATE_TABLE", state),
+        ("AGGREGATES_TABLE", aggregates.clone()),
+        ("AGGREGATION_PERIOD_MINUTES", "2".to_owned()),
+        ("BIDS_SESSION_TIMEOUT_MINUTES", "5".to_owned()),
+        ("CLICKS_SESSION_TIMEOUT_MINUTES", "5".to_owned()),
+    ]);
+    let (process, took) = processor
+        .spawn(
+            &binary("processor"),
+            &processor_env,
+            &logs.join("processor.log"),
+        )
+        .unwrap();
+    processes.push(process);
+    init.push(("processor", took));
+    let reports_env = common(&[("AGGREGATES_TABLE", aggregates)]);
+    let (process, took) = reports
+        .spawn(&binary("reports"), &reports_env, &logs.join("reports.log"))
+        .unwrap();
+    processes.push(process);
+    init.push(("reports", took));
+
+    // The scenario, posted from six client threads at once.
+    let (n, m, k) = (331_usize, 127_usize, 41_usize);
+    let campaign = 1_000_001;
+    let requests: Vec<Value> = fixtures::integration_scenario(n, m, k, campaign)
+        .iter()
+        .map(|(route, body)| fixtures::post(route, body).unwrap())
+        .collect();
+    std::thread::scope(|scope| {
+        for share in requests.chunks(requests.len().div_ceil(6)) {
+            let ingest = &ingest;
+            scope.spawn(move || {
+                for request in share {
+                    let response = respond(ingest, request);
+                    assert_eq!(response["statusCode"], 200, "{response}");
+                }
+            });
+        }
+    });
+
+    // What Kinesis holds, to the processor in batches of 100 (the first one delivered twice).
+    let records = read_stream(&config, &stream).await.unwrap();
+    let mut batches: Vec<&[(String, String, Vec<u8>)]> = records.chunks(100).collect();
+    batches.insert(1, batches[0]);
+    for batch in batches {
+        let response = respond(&processor, &fixtures::kinesis_batch(batch).unwrap());
+        assert_eq!(response, json!({"batchItemFailures": []}));
+    }
+
+    let report = respond(&reports, &fixtures::get_report(campaign).unwrap());
+    assert_eq!(report["statusCode"], 200, "{report}");
+    assert_eq!(
+        http_body(&report),
+        json!({"campaign_item_id": campaign, "bids": n, "imps": m, "clicks": k})
+    );
+
+    for (function, took) in init {
+        let size = std::fs::metadata(binary(function))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        eprintln!(
+            "lambda {function}: init {:.1} ms, bootstrap {size} bytes",
+            took.as_secs_f64() * 1000.0
+        );
+    }
+    drop(processes);
+}
