@@ -362,7 +362,112 @@ impl AggregateReader for DynamoStore {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
     use super::*;
+
+    fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
+        let mut error = TransactionCanceledException::builder().message("Transaction cancelled");
+        for code in codes {
+            error = error.cancellation_reasons(CancellationReason::builder().code(*code).build());
+        }
+        TransactWriteItemsError::TransactionCanceledException(error.build())
+    }
+
+    #[tokio::test]
+    async fn a_transaction_cancelled_by_a_concurrent_writer_of_an_aggregate_is_sent_again() {
+        let rule = mock!(Client::transact_write_items)
+            .sequence()
+            .error(|| cancelled(&["None", "TransactionConflict"]))
+            .output(|| TransactWriteItemsOutput::builder().build())
+            .build();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+        let store = DynamoStore::new(client, "state", "aggregates");
+        let outcome = store.commit(vec![change("t", &[(1, 0)])]).await.unwrap();
+        assert!(outcome.conflicts.is_empty());
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn only_the_stale_transactions_are_conflicts_and_the_rest_are_sent_again() {
+        // Items: put a, put b, put c, then the one shared aggregate. b's condition failed.
+        let first = mock!(Client::transact_write_items)
+            .match_requests(|r| r.transact_items().len() == 4)
+            .then_error(|| cancelled(&["None", "ConditionalCheckFailed", "None", "None"]));
+        let second = mock!(Client::transact_write_items)
+            .match_requests(|r| {
+                let puts: Vec<&str> = r
+                    .transact_items()
+                    .iter()
+                    .filter_map(|i| {
+                        i.put()
+                            .and_then(|p| p.item().get("tx_id"))
+                            .and_then(|v| v.as_s().ok())
+                            .map(String::as_str)
+                    })
+                    .collect();
+                puts == ["a", "c"]
+            })
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
+        let store = DynamoStore::new(client, "state", "aggregates");
+        let changes = vec![
+            change("a", &[(1, 0)]),
+            change("b", &[(1, 0)]),
+            change("c", &[(1, 0)]),
+        ];
+        let outcome = store.commit(changes).await.unwrap();
+        assert_eq!(outcome.conflicts, ["b"]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn unprocessed_keys_are_asked_for_again() {
+        let state = |tx: &str| {
+            let json = serde_json::to_string(&Transaction::new(tx)).unwrap();
+            HashMap::from([
+                ("tx_id".to_owned(), AttributeValue::S(tx.to_owned())),
+                ("state".to_owned(), AttributeValue::S(json)),
+            ])
+        };
+        let key_b = HashMap::from([("tx_id".to_owned(), AttributeValue::S("b".into()))]);
+        let first = mock!(Client::batch_get_item)
+            .match_requests(|r| {
+                r.request_items()
+                    .is_some_and(|i| i["state"].keys().len() == 2)
+            })
+            .then_output(move || {
+                BatchGetItemOutput::builder()
+                    .responses("state", vec![state("a")])
+                    .unprocessed_keys(
+                        "state",
+                        KeysAndAttributes::builder()
+                            .keys(key_b.clone())
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let second = mock!(Client::batch_get_item)
+            .match_requests(|r| {
+                r.request_items()
+                    .is_some_and(|i| i["state"].keys().len() == 1)
+            })
+            .then_output(move || {
+                BatchGetItemOutput::builder()
+                    .responses("state", vec![state("b")])
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
+        let store = DynamoStore::new(client, "state", "aggregates");
+        let loaded = store.load(&["a".into(), "b".into()]).await.unwrap();
+        assert_eq!(loaded.len(), 2);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
 
     fn change(tx: &str, keys: &[(i64, i64)]) -> StateChange {
         StateChange {

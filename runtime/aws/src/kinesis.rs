@@ -99,3 +99,118 @@ impl EventLog for KinesisLog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
+    use aws_sdk_kinesis::types::PutRecordsResultEntry;
+    use aws_smithy_mocks::{mock, mock_client};
+    use sdp_core::events::EventBody;
+
+    use super::*;
+
+    fn click(tx: &str) -> Event {
+        Event {
+            tx_id: tx.into(),
+            ts: 1,
+            received_at: 1,
+            body: EventBody::Click,
+        }
+    }
+
+    fn stored() -> PutRecordsResultEntry {
+        PutRecordsResultEntry::builder()
+            .sequence_number("1")
+            .shard_id("shardId-000000000000")
+            .build()
+    }
+
+    fn refused(code: &str) -> PutRecordsResultEntry {
+        PutRecordsResultEntry::builder()
+            .error_code(code)
+            .error_message("Rate exceeded for shard")
+            .build()
+    }
+
+    #[tokio::test]
+    async fn throttled_records_are_sent_again_alone_until_stored() {
+        let partial = mock!(Client::put_records)
+            .match_requests(|r| r.records().len() == 2)
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(1)
+                    .records(stored())
+                    .records(refused("ProvisionedThroughputExceededException"))
+                    .build()
+                    .unwrap()
+            });
+        let retry = mock!(Client::put_records)
+            .match_requests(|r| {
+                r.records().len() == 1 && r.records()[0].partition_key() == Some("b")
+            })
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(stored())
+                    .build()
+                    .unwrap()
+            });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [&partial, &retry]
+        );
+        KinesisLog::new(client, "s")
+            .append(&[click("a"), click("b")])
+            .await
+            .unwrap();
+        assert_eq!((partial.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn records_still_throttled_after_the_attempts_are_a_transient_error() {
+        let throttled = mock!(Client::put_records).then_output(|| {
+            PutRecordsOutput::builder()
+                .failed_record_count(1)
+                .records(refused("ProvisionedThroughputExceededException"))
+                .build()
+                .unwrap()
+        });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [&throttled]
+        );
+        let err = KinesisLog::new(client, "s")
+            .append(&[click("a")])
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(throttled.num_calls(), ATTEMPTS as usize);
+    }
+
+    #[tokio::test]
+    async fn a_record_refused_for_another_reason_is_a_permanent_error_naming_the_code() {
+        let denied = mock!(Client::put_records).then_output(|| {
+            PutRecordsOutput::builder()
+                .failed_record_count(1)
+                .records(refused("KMSAccessDeniedException"))
+                .build()
+                .unwrap()
+        });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [&denied]
+        );
+        let err = KinesisLog::new(client, "s")
+            .append(&[click("a")])
+            .await
+            .unwrap_err();
+        assert!(!err.is_transient());
+        assert!(
+            err.to_string().contains("KMSAccessDeniedException"),
+            "{err}"
+        );
+    }
+}
