@@ -71,8 +71,9 @@ const APIS: &[Api] = &[
     },
 ];
 
-/// The logical-id prefixes of the functions, and of those run on a schedule.
-const FUNCTIONS: &[&str] = &[
+/// The logical-id prefixes of the functions (each has a `<Prefix>CodeKey` parameter), and of
+/// those run on a schedule.
+pub const FUNCTIONS: &[&str] = &[
     "Ingest",
     "Processor",
     "Reports",

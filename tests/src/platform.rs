@@ -162,7 +162,7 @@ async fn upload_code(
         .parameter_key("ArtifactBucket")
         .parameter_value(&bucket)
         .build()];
-    for function in FUNCTIONS {
+    for function in render::FUNCTIONS {
         let key = format!("functions/{function}.zip");
         s3.put_object()
             .bucket(&bucket)

@@ -25,11 +25,29 @@ const MAX_BATCH_GET_KEYS: usize = 100;
 /// Rounds for throttled keys or transactions that collided with another writer of an aggregate.
 const ATTEMPTS: u32 = 8;
 
+/// The join state and the aggregates: what the processor commits to.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     state_table: String,
     aggregates_table: String,
+    aggregates: DynamoAggregates,
+}
+
+/// The aggregates table alone, read-only: what the reports function needs.
+#[derive(Debug, Clone)]
+pub struct DynamoAggregates {
+    client: Client,
+    table: String,
+}
+
+impl DynamoAggregates {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoAggregates {
+            client,
+            table: table.into(),
+        }
+    }
 }
 
 impl DynamoStore {
@@ -38,10 +56,12 @@ impl DynamoStore {
         state_table: impl Into<String>,
         aggregates_table: impl Into<String>,
     ) -> Self {
+        let aggregates_table = aggregates_table.into();
         DynamoStore {
+            aggregates: DynamoAggregates::new(client.clone(), aggregates_table.clone()),
             client,
             state_table: state_table.into(),
-            aggregates_table: aggregates_table.into(),
+            aggregates_table,
         }
     }
 
@@ -320,13 +340,24 @@ impl AggregateReader for DynamoStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<WindowCounts>, StoreError> {
+        self.aggregates.campaign(campaign_item_id, from, to).await
+    }
+}
+
+impl AggregateReader for DynamoAggregates {
+    async fn campaign(
+        &self,
+        campaign_item_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<WindowCounts>, StoreError> {
         let mut rows = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let output = self
                 .client
                 .query()
-                .table_name(&self.aggregates_table)
+                .table_name(&self.table)
                 .key_condition_expression(
                     "campaign_item_id = :campaign AND #period BETWEEN :from AND :to",
                 )

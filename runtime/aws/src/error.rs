@@ -2,7 +2,7 @@
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use sdp_core::ports::StoreError;
+use sdp_core::ports::{with_causes, StoreError};
 
 /// AWS error codes that mean "try again later" rather than "this request is wrong".
 const TRANSIENT_CODES: [&str; 9] = [
@@ -40,7 +40,7 @@ where
             service.code().unwrap_or("UnknownError"),
             service.message().unwrap_or("no message")
         ),
-        None => format!("{operation} failed: {}", describe(&err)),
+        None => format!("{operation} failed: {}", with_causes(&err)),
     };
     let source: Option<Box<dyn std::error::Error + Send + Sync>> = Some(Box::new(err));
     if transient {
@@ -48,18 +48,6 @@ where
     } else {
         StoreError::Permanent { message, source }
     }
-}
-
-/// The error and its causes on one line (SDK errors say little at the top level).
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// A transient failure this adapter detected itself (not from an SDK error).

@@ -10,5 +10,5 @@ mod dynamodb;
 mod error;
 mod kinesis;
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoAggregates, DynamoStore};
 pub use kinesis::KinesisLog;

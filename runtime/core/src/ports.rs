@@ -33,6 +33,18 @@ impl StoreError {
     }
 }
 
+/// An error and its causes on one line (`outer: cause: root`): SDK errors say little at the top.
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// Where accepted events are appended durably (Kinesis, or the local log).
 pub trait EventLog {
     /// Stores every event or fails; on success each event is durable.

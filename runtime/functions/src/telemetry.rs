@@ -11,15 +11,3 @@ pub fn init() {
         .with_target(false)
         .init();
 }
-
-/// An error and its causes on one line, for the failure Lambda records and logs.
-pub fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}

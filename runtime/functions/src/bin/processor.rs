@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         move |event: LambdaEvent<KinesisEvent>| async move {
             handlers::processor(store, join, event.payload)
                 .await
-                .map_err(|e| lambda_runtime::Error::from(telemetry::with_causes(&e)))
+                .map_err(|e| lambda_runtime::Error::from(sdp_core::ports::with_causes(&e)))
         },
     ))
     .await

@@ -2,23 +2,21 @@
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{service_fn, LambdaEvent};
-use sdp_aws::DynamoStore;
+use sdp_aws::DynamoAggregates;
 use sdp_functions::{handlers, settings, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    // The reports function only reads aggregates; it never touches the state table.
-    let store = DynamoStore::new(
+    let aggregates = DynamoAggregates::new(
         aws_sdk_dynamodb::Client::new(&config),
-        "",
         settings::required("AGGREGATES_TABLE")?,
     );
-    let store = &store;
+    let aggregates = &aggregates;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
-            Ok::<_, lambda_runtime::Error>(handlers::reports(store, event.payload).await)
+            Ok::<_, lambda_runtime::Error>(handlers::reports(aggregates, event.payload).await)
         },
     ))
     .await
