@@ -10,8 +10,10 @@
 pub mod args;
 pub mod commands;
 pub mod exit;
+pub mod package;
 pub mod regions;
 pub mod render;
+pub mod stack;
 pub mod templates;
 
 use std::ffi::OsString;
