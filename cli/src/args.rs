@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// sdp — the Streaming Data Platform deployer.
 #[derive(Debug, Parser)]
@@ -16,6 +16,13 @@ pub struct Cli {
 pub enum Command {
     /// Print the exact CloudFormation template that a deploy to REGION would send.
     Render(RenderArgs),
+    /// Package the functions, upload them by content hash, and create or update the stack
+    /// through a change set; print the platform's URLs.
+    Deploy(DeployArgs),
+    /// Print the stack's outputs (the platform's URLs and bucket).
+    Outputs(OutputsArgs),
+    /// Delete the stack; the data bucket, aggregates table and key are kept.
+    Destroy(DestroyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -27,4 +34,77 @@ pub struct RenderArgs {
     /// Write the template to DIR/sdp-REGION.yaml instead of stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// Where a stack is: the region and its name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// AWS region (one of the supported regions).
+    #[arg(long, env = "AWS_REGION")]
+    pub region: String,
+
+    /// Name of the CloudFormation stack.
+    #[arg(long, default_value = "sdp", env = "SDP_STACK_NAME")]
+    pub stack_name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// A stack parameter, e.g. `--param AggregationPeriod=5` (repeatable). Parameters not given
+    /// keep their current value on an update, and their default on a create.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// Apply the change set without asking. Required when not on a terminal.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Create a change set even when the template, parameters and code equal what is deployed.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also write the outputs as JSON to FILE (merged with what it holds, replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub outputs_file: Option<PathBuf>,
+
+    /// Directory holding `<function>/bootstrap` for every function (scripts/build-lambdas).
+    #[arg(long, value_name = "DIR", default_value = "target/lambda")]
+    pub artifacts: PathBuf,
+
+    /// Stop waiting after SECONDS (exit 3); the stack operation goes on.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Env,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OutputsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Delete without asking. Required when not on a terminal.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Stop waiting after SECONDS (exit 3); the deletion goes on.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }

@@ -8,6 +8,7 @@
 //! exit code says what happened ([`exit::Failure`]).
 
 pub mod args;
+pub mod aws;
 pub mod commands;
 pub mod exit;
 pub mod package;

@@ -104,7 +104,7 @@ struct DatasetView {
 }
 
 /// `impression` → `Impression`: logical ids are derived from contract names, not typed twice.
-fn pascal(name: &str) -> String {
+pub fn pascal(name: &str) -> String {
     let mut chars = name.chars();
     chars
         .next()

@@ -55,11 +55,13 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts moto on a free port and waits until it answers `GET /moto-api/`.
+    /// Starts moto (through `tests/moto_launcher.py`, which repairs its outputs after a change
+    /// set) on a free port and waits until it answers `GET /moto-api/`.
     pub fn start() -> Result<MotoServer> {
-        let binary = venv_tool("moto_server")?;
+        let python = venv_tool("python")?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(binary)
+        let child = Command::new(python)
+            .arg(repo_root().join("tests/moto_launcher.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

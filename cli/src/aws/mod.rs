@@ -1,0 +1,55 @@
+//! The only part of the CLI that talks to AWS. Every call has a timeout (a hung endpoint must not
+//! hang a CI job) and every failure names the service, the AWS error code and its message.
+
+pub mod artifacts;
+pub mod cloudformation;
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::error::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// The SDK configuration from the standard chain (profile, environment, SSO, ...), in `region`.
+/// `AWS_ENDPOINT_URL` and friends apply as they do for the AWS CLI.
+pub async fn sdk_config(region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_timeout(Duration::from_secs(120))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// The account the credentials belong to (for naming the artifact bucket).
+pub async fn account_id(config: &SdkConfig) -> anyhow::Result<String> {
+    let identity = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| describe("STS GetCallerIdentity", &e))?;
+    identity
+        .account()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))
+}
+
+/// An SDK error as `operation failed: Code: message`, never a bare "service error"; when AWS
+/// sent no code (a HEAD request has no body), the HTTP status stands in for it.
+pub fn describe<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match (err.code(), err.message(), status) {
+        (Some(code), Some(message), _) => anyhow::anyhow!("{operation} failed: {code}: {message}"),
+        (Some(code), None, _) => anyhow::anyhow!("{operation} failed: {code}"),
+        (None, _, Some(status)) => anyhow::anyhow!("{operation} failed: HTTP {status}"),
+        _ => anyhow::anyhow!("{operation} failed: {}", sdp_core::ports::with_causes(err)),
+    }
+}

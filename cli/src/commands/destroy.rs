@@ -1,0 +1,100 @@
+//! `sdp destroy`: delete the stack, keeping the data (bucket, aggregates table, key) unless asked.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use super::{confirm, require_terminal_or_yes, watch};
+use crate::args::DestroyArgs;
+use crate::aws::{self, cloudformation::CloudFormation};
+use crate::exit::Failure;
+use crate::stack::events::{describe_root_cause, EventTracker};
+use crate::{regions, render, templates};
+
+pub async fn run(args: &DestroyArgs) -> Result<(), Failure> {
+    let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
+    let config = regions::load(region).map_err(|e| Failure::CouldNotRun(e.into()))?;
+    let template = render::render_platform(&templates::embedded(), &config)
+        .map_err(|e| Failure::CouldNotRun(e.into()))?;
+    require_terminal_or_yes(args.yes, "destroying a stack")?;
+
+    let sdk = aws::sdk_config(region).await;
+    let cfn = CloudFormation::new(&sdk);
+    let Some(current) = cfn.describe_stack(stack).await.map_err(Failure::Failed)? else {
+        eprintln!("there is no stack `{stack}` in {region}; nothing to destroy");
+        return Ok(());
+    };
+    if current.termination_protection {
+        return Err(Failure::Failed(anyhow!(
+            "stack `{stack}` has termination protection; if it really should go, first run: \
+             aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name {stack} --region {region}"
+        )));
+    }
+    let retained_ids = retained_logical_ids(&template);
+    let resources = cfn.resources(stack).await.map_err(Failure::Failed)?;
+    let retained: Vec<&(String, String, String)> = resources
+        .iter()
+        .filter(|(logical, _, _)| retained_ids.contains(logical))
+        .collect();
+    eprintln!(
+        "deleting stack `{stack}` in {region} ({} resources); keeping:",
+        resources.len()
+    );
+    for (logical, kind, physical) in &retained {
+        eprintln!("  {logical} ({kind}) {physical}");
+    }
+    if !args.yes && !confirm("delete the stack?")? {
+        return Err(Failure::Failed(anyhow!("declined; nothing was deleted")));
+    }
+
+    let marker = cfn
+        .recent_events(stack)
+        .await
+        .ok()
+        .and_then(|page| page.first().map(|e| e.event_id.clone()));
+    cfn.delete_stack(stack).await.map_err(Failure::Failed)?;
+    let mut tracker = EventTracker::new(marker);
+    let timeout = args.timeout.map(Duration::from_secs);
+    let status = watch::until_settled(&cfn, stack, region, &mut tracker, timeout).await?;
+    if status != "DELETE_COMPLETE" {
+        let cause = tracker
+            .root_cause()
+            .map(describe_root_cause)
+            .unwrap_or_default();
+        return Err(Failure::Failed(anyhow!(
+            "deleting `{stack}` ended in {status}\n{cause}"
+        )));
+    }
+    eprintln!("stack `{stack}` is deleted");
+    for (logical, kind, physical) in retained {
+        println!("retained {kind} {physical} ({logical})");
+    }
+    Ok(())
+}
+
+/// The logical ids the template keeps on deletion (`DeletionPolicy: Retain`).
+fn retained_logical_ids(template: &str) -> Vec<String> {
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(template).unwrap_or_default();
+    document["Resources"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter(|(_, resource)| resource["DeletionPolicy"] == "Retain")
+        .filter_map(|(id, _)| id.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_bucket_aggregates_table_and_key_are_retained() {
+        let template =
+            render::render_platform(&templates::embedded(), &regions::load("us-west-2").unwrap())
+                .unwrap();
+        let mut retained = retained_logical_ids(&template);
+        retained.sort();
+        assert_eq!(retained, ["AggregatesTable", "DataBucket", "DataKey"]);
+    }
+}
