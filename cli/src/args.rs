@@ -23,6 +23,42 @@ pub enum Command {
     Outputs(OutputsArgs),
     /// Delete the stack; the data bucket, aggregates table and key are kept.
     Destroy(DestroyArgs),
+    /// Show the stack's state, its latest operation and its outputs.
+    Status(StatusArgs),
+    /// Show the changes a deploy would make, without making them.
+    Diff(DiffArgs),
+    /// Follow the stack's running operation to its end (re-attach after --timeout or Ctrl-C).
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// A stack parameter, as for `sdp deploy`.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// Directory holding `<function>/bootstrap` for every function (scripts/build-lambdas).
+    #[arg(long, value_name = "DIR", default_value = "target/lambda")]
+    pub artifacts: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Stop waiting after SECONDS (exit 3); the operation goes on.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -16,6 +16,7 @@ pub mod regions;
 pub mod render;
 pub mod stack;
 pub mod templates;
+pub mod ui;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

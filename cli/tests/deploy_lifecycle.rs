@@ -122,6 +122,24 @@ async fn deploy_outputs_redeploy_update_and_destroy_behave_as_users_rely_on() {
         assert_eq!(json[key], file[key], "{key}");
     }
 
+    // 2b. status shows the state and outputs; watch on a settled stack reports it; diff lists
+    // what a parameter change would do and leaves no change set behind.
+    let status = run(&["status"]);
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    assert!(
+        status.stdout.contains("Status  CREATE_COMPLETE"),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("UrlForAPI"), "{}", status.stdout);
+    let watch = run(&["watch"]);
+    assert_eq!(watch.code, Some(0), "{}", watch.stderr);
+    assert!(
+        watch.stderr.contains("is CREATE_COMPLETE"),
+        "{}",
+        watch.stderr
+    );
+
     // 3. The same deploy again: nothing uploaded, no changes, no change set left behind.
     let config = sdk_config(&moto.endpoint, "us-west-2").await;
     let cfn = aws_sdk_cloudformation::Client::new(&config);
@@ -145,6 +163,21 @@ async fn deploy_outputs_redeploy_update_and_destroy_behave_as_users_rely_on() {
     assert!(again.stderr.contains("no changes"), "{}", again.stderr);
     assert_eq!(output_urls(&again.stdout), urls);
     assert_eq!(change_sets().await, before, "no change set was left behind");
+
+    let diff = run(&[
+        "diff",
+        "--artifacts",
+        builds,
+        "--param",
+        "AggregationPeriod=7",
+    ]);
+    assert_eq!(diff.code, Some(0), "{}", diff.stderr);
+    assert!(!diff.stdout.is_empty());
+    assert_eq!(
+        change_sets().await,
+        before,
+        "diff left no change set behind"
+    );
 
     // 4. A parameter change is an update; the other parameters keep their values.
     let update = run(&[
@@ -191,6 +224,7 @@ async fn deploy_outputs_redeploy_update_and_destroy_behave_as_users_rely_on() {
     );
     let gone = cfn.describe_stacks().stack_name("sdp").send().await;
     assert!(gone.is_err(), "the stack still exists");
+    assert_eq!(run(&["status"]).code, Some(1), "no stack, no status");
     let outputs = run(&["outputs"]);
     assert_eq!(outputs.code, Some(1));
     assert!(
@@ -244,7 +278,9 @@ fn refusals_come_before_any_aws_call_with_exit_code_2() {
 
 #[test]
 fn every_command_has_help() {
-    for command in ["render", "deploy", "outputs", "destroy"] {
+    for command in [
+        "render", "deploy", "outputs", "destroy", "status", "diff", "watch",
+    ] {
         let run = sdp(
             "http://127.0.0.1:9",
             &std::env::temp_dir(),

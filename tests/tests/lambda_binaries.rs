@@ -124,8 +124,25 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
         }
     });
 
-    // What Kinesis holds, to the processor in batches of 100 (the first one delivered twice).
+    // Every acknowledged bid is in the stream: checked before processing, so a loss is placed
+    // on the right side (the stream and its emulator, or the processor).
     let records = read_stream(&config, &stream).await.unwrap();
+    let stored_bids: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter_map(|(_, _, data)| serde_json::from_slice::<Value>(data).ok())
+        .filter(|event| event["type"] == "bid")
+        .map(|event| event["tx_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let missing: Vec<String> = (0..n)
+        .map(|i| format!("it-{campaign}-{i:04}"))
+        .filter(|tx| !stored_bids.contains(tx))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged bids absent from the stream: {missing:?}"
+    );
+
+    // What Kinesis holds, to the processor in batches of 100 (the first one delivered twice).
     let mut batches: Vec<&[(String, String, Vec<u8>)]> = records.chunks(100).collect();
     batches.insert(1, batches[0]);
     for batch in batches {

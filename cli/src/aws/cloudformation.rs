@@ -38,6 +38,21 @@ pub struct Change {
     pub replacement: Option<String>,
 }
 
+impl Change {
+    /// `Modify   ProcessorFunction (AWS::Lambda::Function)  (replacement)`.
+    pub fn line(&self) -> String {
+        let replacement = match self.replacement.as_deref() {
+            Some("True") => "  (replacement)",
+            Some("Conditional") => "  (may be replaced)",
+            _ => "",
+        };
+        format!(
+            "{:<8} {} ({}){replacement}",
+            self.action, self.logical_id, self.resource_type
+        )
+    }
+}
+
 /// How creating a change set ended.
 #[derive(Debug)]
 pub enum ChangeSetOutcome {

@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context};
 use sha2::{Digest, Sha256};
 
 use super::{confirm, outputs, require_terminal_or_yes, watch};
-use crate::args::{DeployArgs, OutputFormat};
+use crate::args::{DeployArgs, OutputFormat, StackArgs};
 use crate::aws::artifacts::{ArtifactBucket, Upload};
 use crate::aws::cloudformation::{ChangeSetOutcome, CloudFormation, ParameterValue};
 use crate::aws::{self};
@@ -18,17 +18,36 @@ use crate::exit::Failure;
 use crate::package::{package, Artifact};
 use crate::stack::events::{describe_root_cause, EventTracker};
 use crate::stack::status::{is_success, preflight, Preflight};
+use crate::ui::Progress;
 use crate::{regions, render, templates};
 
-pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
+/// A release uploaded and ready for a change set: where its template is, and the parameter
+/// values it sets (artifact bucket, code keys, the user's `--param`s).
+pub struct Release {
+    pub sdk: aws_config::SdkConfig,
+    pub template: String,
+    pub template_url: String,
+    pub parameters: Vec<(String, String)>,
+}
+
+/// Everything before the stack is touched: refusals first (exit 2, no AWS call), then package,
+/// upload by content hash, and resolve the parameters.
+pub async fn prepare(
+    stack_args: &StackArgs,
+    params: &[String],
+    artifacts_dir: &std::path::Path,
+    confirmation: Option<bool>,
+) -> Result<Release, Failure> {
     let could_not_run = |e: anyhow::Error| Failure::CouldNotRun(e);
-    let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
+    let region = stack_args.region.as_str();
     let config = regions::load(region).map_err(|e| could_not_run(e.into()))?;
     let template = render::render_platform(&templates::embedded(), &config)
         .map_err(|e| could_not_run(e.into()))?;
-    let user_params = parse_params(&args.params, &template).map_err(could_not_run)?;
-    require_terminal_or_yes(args.yes, "deploying")?;
-    let artifacts = package_functions(&args.artifacts).map_err(could_not_run)?;
+    let user_params = parse_params(params, &template).map_err(could_not_run)?;
+    if let Some(yes) = confirmation {
+        require_terminal_or_yes(yes, "deploying")?;
+    }
+    let artifacts = package_functions(artifacts_dir).map_err(could_not_run)?;
 
     let sdk = aws::sdk_config(region).await;
     let account = aws::account_id(&sdk)
@@ -39,7 +58,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         eprintln!("created artifact bucket {}", bucket.name);
     }
     let mut uploaded = 0;
-    let mut code_keys = Vec::new();
+    let mut parameters = vec![("ArtifactBucket".to_owned(), bucket.name.clone())];
     for artifact in &artifacts {
         if let Upload::Uploaded { bytes } = bucket
             .upload(&artifact.key(), &artifact.zip)
@@ -48,7 +67,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         {
             uploaded += bytes;
         }
-        code_keys.push((
+        parameters.push((
             format!("{}CodeKey", render::pascal(&artifact.function)),
             artifact.key(),
         ));
@@ -65,8 +84,39 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         uploaded += bytes;
     }
     eprintln!("uploaded {uploaded} bytes to s3://{}", bucket.name);
+    parameters.extend(user_params);
+    Ok(Release {
+        template_url: bucket.template_url(&template_key),
+        sdk,
+        template,
+        parameters,
+    })
+}
 
-    let cfn = CloudFormation::new(&sdk);
+/// The parameters of a change set: on an update, every current parameter keeps its value unless
+/// the release sets it (as `aws cloudformation deploy` does).
+pub fn change_set_parameters(
+    release: &Release,
+    existing: Option<&crate::aws::cloudformation::Stack>,
+) -> BTreeMap<String, ParameterValue> {
+    let mut parameters: BTreeMap<String, ParameterValue> = BTreeMap::new();
+    for (key, _) in existing
+        .map(|s| s.parameters.as_slice())
+        .unwrap_or_default()
+    {
+        parameters.insert(key.clone(), ParameterValue::Previous);
+    }
+    for (key, value) in &release.parameters {
+        parameters.insert(key.clone(), ParameterValue::Set(value.clone()));
+    }
+    parameters
+}
+
+pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
+    let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
+    let release = prepare(&args.stack, &args.params, &args.artifacts, Some(args.yes)).await?;
+    let sdk = &release.sdk;
+    let cfn = CloudFormation::new(sdk);
     let timeout = args.timeout.map(Duration::from_secs);
     let existing = loop {
         let current = cfn.describe_stack(stack).await.map_err(Failure::Failed)?;
@@ -76,13 +126,29 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
             Preflight::Wait => {
                 eprintln!("stack `{stack}` is busy; waiting for its operation to end");
                 let mut tracker = EventTracker::new(None);
-                watch::until_settled(&cfn, stack, region, &mut tracker, timeout).await?;
+                watch::until_settled(
+                    &cfn,
+                    stack,
+                    region,
+                    &mut tracker,
+                    &mut Progress::new(0),
+                    timeout,
+                )
+                .await?;
             }
             Preflight::DeleteThenCreate { reason } => {
                 eprintln!("{reason}; deleting it before creating it again");
                 cfn.delete_stack(stack).await.map_err(Failure::Failed)?;
                 let mut tracker = EventTracker::new(None);
-                watch::until_settled(&cfn, stack, region, &mut tracker, timeout).await?;
+                watch::until_settled(
+                    &cfn,
+                    stack,
+                    region,
+                    &mut tracker,
+                    &mut Progress::new(0),
+                    timeout,
+                )
+                .await?;
             }
             Preflight::Stop { reason, recovery } => {
                 return Err(Failure::Failed(anyhow!(
@@ -92,22 +158,17 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         }
     };
 
-    let mut parameters: BTreeMap<String, ParameterValue> = BTreeMap::new();
+    let parameters = change_set_parameters(&release, existing.as_ref());
     if let Some(current) = &existing {
-        // As `aws cloudformation deploy`: a parameter not given keeps its current value.
-        for (key, _) in &current.parameters {
-            parameters.insert(key.clone(), ParameterValue::Previous);
-        }
-    }
-    parameters.insert(
-        "ArtifactBucket".into(),
-        ParameterValue::Set(bucket.name.clone()),
-    );
-    for (key, value) in code_keys.into_iter().chain(user_params) {
-        parameters.insert(key, ParameterValue::Set(value));
-    }
-    if let Some(current) = &existing {
-        if !args.force && unchanged(&cfn, stack, &template, &current.parameters, &parameters).await
+        if !args.force
+            && unchanged(
+                &cfn,
+                stack,
+                &release.template,
+                &current.parameters,
+                &parameters,
+            )
+            .await
         {
             eprintln!(
                 "no changes: stack `{stack}` already runs this template, code and parameters"
@@ -121,7 +182,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         .create_change_set(
             stack,
             existing.is_none(),
-            &bucket.template_url(&template_key),
+            &release.template_url,
             &parameters,
         )
         .await
@@ -138,15 +199,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         changes.len()
     );
     for change in &changes {
-        let replacement = match change.replacement.as_deref() {
-            Some("True") => "  (replacement)",
-            Some("Conditional") => "  (may be replaced)",
-            _ => "",
-        };
-        eprintln!(
-            "  {:<8} {} ({}){replacement}",
-            change.action, change.logical_id, change.resource_type
-        );
+        eprintln!("  {}", change.line());
     }
     if !args.yes && !confirm("apply these changes?")? {
         cfn.delete_change_set(&change_set)
@@ -170,7 +223,9 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         .await
         .map_err(Failure::Failed)?;
     let mut tracker = EventTracker::new(marker);
-    let status = watch::until_settled(&cfn, stack, region, &mut tracker, timeout).await?;
+    let mut progress = Progress::new(changes.len() as u64);
+    let status =
+        watch::until_settled(&cfn, stack, region, &mut tracker, &mut progress, timeout).await?;
     if !is_success(&status) {
         let cause = tracker
             .root_cause()

@@ -9,6 +9,7 @@ use crate::args::DestroyArgs;
 use crate::aws::{self, cloudformation::CloudFormation};
 use crate::exit::Failure;
 use crate::stack::events::{describe_root_cause, EventTracker};
+use crate::ui::Progress;
 use crate::{regions, render, templates};
 
 pub async fn run(args: &DestroyArgs) -> Result<(), Failure> {
@@ -55,7 +56,9 @@ pub async fn run(args: &DestroyArgs) -> Result<(), Failure> {
     cfn.delete_stack(stack).await.map_err(Failure::Failed)?;
     let mut tracker = EventTracker::new(marker);
     let timeout = args.timeout.map(Duration::from_secs);
-    let status = watch::until_settled(&cfn, stack, region, &mut tracker, timeout).await?;
+    let mut progress = Progress::new(resources.len() as u64);
+    let status =
+        watch::until_settled(&cfn, stack, region, &mut tracker, &mut progress, timeout).await?;
     if status != "DELETE_COMPLETE" {
         let cause = tracker
             .root_cause()

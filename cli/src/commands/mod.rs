@@ -2,8 +2,10 @@
 
 mod deploy;
 mod destroy;
+mod diff;
 mod outputs;
 mod render;
+mod status;
 mod watch;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -19,6 +21,9 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Deploy(args) => block_on(deploy::run(&args)),
         Command::Outputs(args) => block_on(outputs::run(&args)),
         Command::Destroy(args) => block_on(destroy::run(&args)),
+        Command::Status(args) => block_on(status::run(&args)),
+        Command::Diff(args) => block_on(diff::run(&args)),
+        Command::Watch(args) => block_on(watch::run(&args)),
     }
 }
 

@@ -4,10 +4,65 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 
+use crate::args::WatchArgs;
 use crate::aws::cloudformation::CloudFormation;
 use crate::exit::Failure;
-use crate::stack::events::EventTracker;
+use crate::stack::events::{describe_root_cause, EventTracker};
+use crate::stack::status::is_success;
 use crate::stack::status::{classify, StatusClass};
+use crate::ui::Progress;
+use crate::{aws, regions};
+
+/// `sdp watch`: follow the running operation (if any) and exit as it ends: 0 for a completed
+/// create, update or delete, 1 with its root cause otherwise.
+pub async fn run(args: &WatchArgs) -> Result<(), Failure> {
+    let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
+    regions::load(region).map_err(|e| Failure::CouldNotRun(e.into()))?;
+    let sdk = aws::sdk_config(region).await;
+    let cfn = CloudFormation::new(&sdk);
+    let current = cfn
+        .describe_stack(stack)
+        .await
+        .map_err(Failure::Failed)?
+        .ok_or_else(|| Failure::Failed(anyhow!("there is no stack `{stack}` in {region}")))?;
+    // The operation's events so far: everything since its "User Initiated" start.
+    let page = cfn.recent_events(stack).await.map_err(Failure::Failed)?;
+    let start = page
+        .iter()
+        .position(|e| {
+            e.resource_type == "AWS::CloudFormation::Stack"
+                && e.reason.as_deref() == Some("User Initiated")
+        })
+        .map_or(page.len(), |i| i + 1);
+    let mut tracker = EventTracker::new(page.get(start).map(|e| e.event_id.clone()));
+    let status = if classify(&current.status) == StatusClass::InProgress {
+        let timeout = args.timeout.map(Duration::from_secs);
+        until_settled(
+            &cfn,
+            stack,
+            region,
+            &mut tracker,
+            &mut Progress::new(0),
+            timeout,
+        )
+        .await?
+    } else {
+        tracker.accept(page);
+        current.status
+    };
+    if is_success(&status) {
+        eprintln!("stack `{stack}` is {status}");
+        Ok(())
+    } else {
+        let cause = tracker
+            .root_cause()
+            .map(describe_root_cause)
+            .unwrap_or_default();
+        Err(Failure::Failed(anyhow!(
+            "stack `{stack}` is {status}\n{cause}"
+        )))
+    }
+}
 
 /// Polls until the stack leaves `*_IN_PROGRESS`; returns its final status (`DELETE_COMPLETE`
 /// when it is gone). Errors while polling are reported and retried: a poll that fails must not
@@ -17,13 +72,27 @@ pub async fn until_settled(
     stack: &str,
     region: &str,
     tracker: &mut EventTracker,
+    progress: &mut Progress,
+    timeout: Option<Duration>,
+) -> Result<String, Failure> {
+    let result = follow(cfn, stack, region, tracker, progress, timeout).await;
+    progress.finish();
+    result
+}
+
+async fn follow(
+    cfn: &CloudFormation,
+    stack: &str,
+    region: &str,
+    tracker: &mut EventTracker,
+    progress: &mut Progress,
     timeout: Option<Duration>,
 ) -> Result<String, Failure> {
     let started = Instant::now();
     let mut delay = Duration::from_secs(1);
     let mut failures = 0;
     loop {
-        print_new_events(cfn, stack, tracker).await;
+        print_new_events(cfn, stack, tracker, progress).await;
         let status = match cfn.describe_stack(stack).await {
             Ok(None) => Some("DELETE_COMPLETE".to_owned()),
             Ok(Some(found)) => Some(found.status),
@@ -36,14 +105,15 @@ pub async fn until_settled(
         if let Some(status) = status {
             if classify(&status) != StatusClass::InProgress {
                 // One last look, so the final events (and their reasons) are always printed.
-                print_new_events(cfn, stack, tracker).await;
+                print_new_events(cfn, stack, tracker, progress).await;
                 return Ok(status);
             }
+            progress.tick(&status);
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
             return Err(Failure::TimedOut(anyhow!(
                 "stopped waiting after {}s; the operation goes on in CloudFormation. Re-attach with: \
-                 aws cloudformation describe-stack-events --stack-name {stack} --region {region}",
+                 sdp watch --stack-name {stack} --region {region}",
                 started.elapsed().as_secs()
             )));
         }
@@ -52,11 +122,16 @@ pub async fn until_settled(
     }
 }
 
-async fn print_new_events(cfn: &CloudFormation, stack: &str, tracker: &mut EventTracker) {
+async fn print_new_events(
+    cfn: &CloudFormation,
+    stack: &str,
+    tracker: &mut EventTracker,
+    progress: &mut Progress,
+) {
     match cfn.recent_events(stack).await {
         Ok(page) => {
             for event in tracker.accept(page).0 {
-                eprintln!("{}", event.line());
+                progress.event(&event);
             }
         }
         // A deleted stack has no events to list; anything else is worth a word.

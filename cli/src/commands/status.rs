@@ -1,0 +1,36 @@
+//! `sdp status`: the stack's state, its latest operation and its outputs, on stdout.
+
+use anyhow::anyhow;
+
+use super::outputs;
+use crate::args::{OutputFormat, StatusArgs};
+use crate::aws::{self, cloudformation::CloudFormation};
+use crate::exit::Failure;
+use crate::regions;
+
+pub async fn run(args: &StatusArgs) -> Result<(), Failure> {
+    let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
+    regions::load(region).map_err(|e| Failure::CouldNotRun(e.into()))?;
+    let sdk = aws::sdk_config(region).await;
+    let cfn = CloudFormation::new(&sdk);
+    let current = cfn
+        .describe_stack(stack)
+        .await
+        .map_err(Failure::Failed)?
+        .ok_or_else(|| Failure::Failed(anyhow!("there is no stack `{stack}` in {region}")))?;
+    println!("Stack   {stack} ({region})");
+    println!("Status  {}", current.status);
+    if let Some(reason) = current.status_reason.as_deref().filter(|r| !r.is_empty()) {
+        println!("Reason  {reason}");
+    }
+    let latest = cfn.recent_events(stack).await.ok().and_then(|page| {
+        page.into_iter()
+            .find(|e| e.resource_type == "AWS::CloudFormation::Stack")
+    });
+    if let Some(event) = latest {
+        println!("Latest  {} at {}", event.status, event.timestamp);
+    }
+    println!();
+    outputs::print(&current.outputs, OutputFormat::Table);
+    Ok(())
+}
