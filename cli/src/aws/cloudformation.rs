@@ -75,6 +75,11 @@ impl CloudFormation {
         }
     }
 
+    /// Over a given client (tests hand in one that answers with canned responses).
+    pub fn from_client(client: Client) -> CloudFormation {
+        CloudFormation { client }
+    }
+
     /// The stack, or `None` when there is none of that name.
     pub async fn describe_stack(&self, name: &str) -> Result<Option<Stack>> {
         let output = match self.client.describe_stacks().stack_name(name).send().await {

@@ -113,10 +113,17 @@ pub fn change_set_parameters(
 }
 
 pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
-    let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
     let release = prepare(&args.stack, &args.params, &args.artifacts, Some(args.yes)).await?;
-    let sdk = &release.sdk;
-    let cfn = CloudFormation::new(sdk);
+    apply(&CloudFormation::new(&release.sdk), &release, args).await
+}
+
+/// Takes the stack from whatever state it is in to running `release`.
+pub async fn apply(
+    cfn: &CloudFormation,
+    release: &Release,
+    args: &DeployArgs,
+) -> Result<(), Failure> {
+    let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
     let timeout = args.timeout.map(Duration::from_secs);
     let existing = loop {
         let current = cfn.describe_stack(stack).await.map_err(Failure::Failed)?;
@@ -127,7 +134,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
                 eprintln!("stack `{stack}` is busy; waiting for its operation to end");
                 let mut tracker = EventTracker::new(None);
                 watch::until_settled(
-                    &cfn,
+                    cfn,
                     stack,
                     region,
                     &mut tracker,
@@ -141,7 +148,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
                 cfn.delete_stack(stack).await.map_err(Failure::Failed)?;
                 let mut tracker = EventTracker::new(None);
                 watch::until_settled(
-                    &cfn,
+                    cfn,
                     stack,
                     region,
                     &mut tracker,
@@ -158,11 +165,11 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         }
     };
 
-    let parameters = change_set_parameters(&release, existing.as_ref());
+    let parameters = change_set_parameters(release, existing.as_ref());
     if let Some(current) = &existing {
         if !args.force
             && unchanged(
-                &cfn,
+                cfn,
                 stack,
                 &release.template,
                 &current.parameters,
@@ -173,7 +180,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
             eprintln!(
                 "no changes: stack `{stack}` already runs this template, code and parameters"
             );
-            return finish(&cfn, args).await;
+            return finish(cfn, args).await;
         }
     }
     let parameters: Vec<(String, ParameterValue)> = parameters.into_iter().collect();
@@ -190,7 +197,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
     let (change_set, changes) = match outcome {
         ChangeSetOutcome::Empty => {
             eprintln!("no changes: stack `{stack}` is up to date");
-            return finish(&cfn, args).await;
+            return finish(cfn, args).await;
         }
         ChangeSetOutcome::Ready { id, changes } => (id, changes),
     };
@@ -225,7 +232,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
     let mut tracker = EventTracker::new(marker);
     let mut progress = Progress::new(changes.len() as u64);
     let status =
-        watch::until_settled(&cfn, stack, region, &mut tracker, &mut progress, timeout).await?;
+        watch::until_settled(cfn, stack, region, &mut tracker, &mut progress, timeout).await?;
     if !is_success(&status) {
         let cause = tracker
             .root_cause()
@@ -238,7 +245,7 @@ pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
         )));
     }
     eprintln!("stack `{stack}` is {status}");
-    finish(&cfn, args).await
+    finish(cfn, args).await
 }
 
 /// Whether the deployed stack already has exactly this template and these parameter values, so
@@ -344,6 +351,275 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::regions;
+
+    mod canned {
+        //! The failure paths moto cannot produce, with the responses CloudFormation really gives.
+
+        use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
+        use aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput;
+        use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+        use aws_sdk_cloudformation::operation::describe_stack_events::{
+            DescribeStackEventsError, DescribeStackEventsOutput,
+        };
+        use aws_sdk_cloudformation::operation::describe_stacks::{
+            DescribeStacksError, DescribeStacksOutput,
+        };
+        use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+        use aws_sdk_cloudformation::types::{
+            Change, ChangeAction, ChangeSetStatus, ChangeType, Output, ResourceChange,
+            ResourceStatus, Stack, StackEvent, StackStatus,
+        };
+        use aws_sdk_cloudformation::Client;
+        use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+        use aws_smithy_types::error::ErrorMetadata;
+        use aws_smithy_types::DateTime;
+
+        use super::*;
+        use crate::args::StackArgs;
+
+        fn args() -> DeployArgs {
+            DeployArgs {
+                stack: StackArgs {
+                    region: "us-west-2".into(),
+                    stack_name: "sdp".into(),
+                },
+                params: vec![],
+                yes: true,
+                force: false,
+                outputs_file: None,
+                artifacts: "unused".into(),
+                timeout: None,
+            }
+        }
+
+        fn release() -> Release {
+            Release {
+                sdk: aws_config::SdkConfig::builder().build(),
+                template: "AWSTemplateFormatVersion: x".into(),
+                template_url: "https://sdp-artifacts-123456789012-us-west-2.s3.us-west-2.amazonaws.com/templates/x.yaml".into(),
+                parameters: vec![("ArtifactBucket".into(), "sdp-artifacts-123456789012-us-west-2".into())],
+            }
+        }
+
+        fn stack(status: &str) -> DescribeStacksOutput {
+            let url = Output::builder()
+                .output_key("UrlForAPI")
+                .output_value("https://abc.execute-api.us-west-2.amazonaws.com/v1")
+                .build();
+            DescribeStacksOutput::builder()
+                .stacks(
+                    Stack::builder()
+                        .stack_name("sdp")
+                        .stack_status(StackStatus::from(status))
+                        .creation_time(DateTime::from_secs(1_795_000_000))
+                        .outputs(url)
+                        .build(),
+                )
+                .build()
+        }
+
+        fn missing() -> DescribeStacksError {
+            DescribeStacksError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message("Stack with id sdp does not exist")
+                    .build(),
+            )
+        }
+
+        fn event(
+            n: u32,
+            logical: &str,
+            kind: &str,
+            status: &str,
+            reason: Option<&str>,
+        ) -> StackEvent {
+            StackEvent::builder()
+                .event_id(format!("event-{n}"))
+                .stack_id("arn:aws:cloudformation:us-west-2:123456789012:stack/sdp/1")
+                .stack_name("sdp")
+                .logical_resource_id(logical)
+                .resource_type(kind)
+                .resource_status(ResourceStatus::from(status))
+                .set_resource_status_reason(reason.map(str::to_owned))
+                .timestamp(DateTime::from_secs(1_795_000_000 + i64::from(n)))
+                .build()
+        }
+
+        /// Events pages, newest first, each the whole history so far.
+        fn pages(history: Vec<StackEvent>, cuts: &[usize]) -> Rule {
+            let mut builder = mock!(Client::describe_stack_events).sequence();
+            for &cut in cuts {
+                let page: Vec<StackEvent> = history[..cut].iter().rev().cloned().collect();
+                builder = builder.output(move || {
+                    DescribeStackEventsOutput::builder()
+                        .set_stack_events(Some(page.clone()))
+                        .build()
+                });
+            }
+            builder.build()
+        }
+
+        fn change_set_rules() -> [Rule; 3] {
+            [
+                mock!(Client::create_change_set).then_output(|| {
+                    CreateChangeSetOutput::builder()
+                        .id("arn:aws:cloudformation:us-west-2:123456789012:changeSet/sdp-1/1")
+                        .build()
+                }),
+                mock!(Client::describe_change_set).then_output(|| {
+                    let add = ResourceChange::builder()
+                        .action(ChangeAction::Add)
+                        .logical_resource_id("AthenaWorkGroup")
+                        .resource_type("AWS::Athena::WorkGroup")
+                        .build();
+                    DescribeChangeSetOutput::builder()
+                        .status(ChangeSetStatus::CreateComplete)
+                        .changes(
+                            Change::builder()
+                                .r#type(ChangeType::Resource)
+                                .resource_change(add)
+                                .build(),
+                        )
+                        .build()
+                }),
+                mock!(Client::execute_change_set)
+                    .then_output(|| ExecuteChangeSetOutput::builder().build()),
+            ]
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_failed_create_exits_1_with_the_first_real_failure_as_root_cause() {
+            let history = vec![
+                event(1, "sdp", "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", Some("User Initiated")),
+                event(2, "EventStream", "AWS::Kinesis::Stream", "CREATE_IN_PROGRESS", None),
+                event(3, "AthenaWorkGroup", "AWS::Athena::WorkGroup", "CREATE_FAILED",
+                      Some("Resource handler returned message: \"Invalid request provided: WorkGroup sdp-lake is already created\" (RequestToken: 6b1f, HandlerErrorCode: AlreadyExists)")),
+                event(4, "EventStream", "AWS::Kinesis::Stream", "CREATE_FAILED", Some("Resource creation cancelled")),
+                event(5, "sdp", "AWS::CloudFormation::Stack", "ROLLBACK_IN_PROGRESS",
+                      Some("The following resource(s) failed to create: [EventStream, AthenaWorkGroup]. Rollback requested by user.")),
+                event(6, "sdp", "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE", None),
+            ];
+            let stacks = mock!(Client::describe_stacks)
+                .sequence()
+                .error(missing)
+                .output(|| stack("CREATE_IN_PROGRESS"))
+                .output(|| stack("ROLLBACK_IN_PROGRESS"))
+                .output(|| stack("ROLLBACK_COMPLETE"))
+                .build();
+            let events = pages(history, &[2, 4, 6, 6]);
+            let [create, describe, execute] = change_set_rules();
+            let client = mock_client!(
+                aws_sdk_cloudformation,
+                RuleMode::MatchAny,
+                [&stacks, &events, &create, &describe, &execute]
+            );
+            let err = apply(&CloudFormation::from_client(client), &release(), &args())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), 1);
+            let message = err.describe();
+            assert!(
+                message.contains("deploying `sdp` ended in ROLLBACK_COMPLETE"),
+                "{message}"
+            );
+            assert!(message.contains("Root cause: AthenaWorkGroup (AWS::Athena::WorkGroup) in stack sdp: Resource handler returned message"), "{message}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_stack_left_in_rollback_complete_is_deleted_and_created_again() {
+            let stacks = mock!(Client::describe_stacks)
+                .sequence()
+                .output(|| stack("ROLLBACK_COMPLETE"))
+                .output(|| stack("DELETE_IN_PROGRESS"))
+                .error(missing) // deleted: the wait ends
+                .error(missing) // pre-flight again: create
+                .output(|| stack("CREATE_COMPLETE"))
+                .output(|| stack("CREATE_COMPLETE")) // outputs at the end
+                .build();
+            let delete =
+                mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
+            let events = mock!(Client::describe_stack_events)
+                .then_output(|| DescribeStackEventsOutput::builder().build());
+            let [create, describe, execute] = change_set_rules();
+            let client = mock_client!(
+                aws_sdk_cloudformation,
+                RuleMode::MatchAny,
+                [&stacks, &delete, &events, &create, &describe, &execute]
+            );
+            apply(&CloudFormation::from_client(client), &release(), &args())
+                .await
+                .unwrap();
+            assert_eq!(
+                (delete.num_calls(), create.num_calls(), execute.num_calls()),
+                (1, 1, 1)
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn update_rollback_failed_stops_with_the_recovery_command_and_changes_nothing() {
+            let stacks =
+                mock!(Client::describe_stacks).then_output(|| stack("UPDATE_ROLLBACK_FAILED"));
+            let [create, describe, execute] = change_set_rules();
+            let client = mock_client!(
+                aws_sdk_cloudformation,
+                RuleMode::MatchAny,
+                [&stacks, &create, &describe, &execute]
+            );
+            let err = apply(&CloudFormation::from_client(client), &release(), &args())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), 1);
+            assert!(err.describe().contains("aws cloudformation continue-update-rollback --stack-name sdp --region us-west-2"), "{}", err.describe());
+            assert_eq!(
+                create.num_calls(),
+                0,
+                "no change set on a stack that needs a human"
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_busy_stack_is_waited_for_and_a_throttled_poll_is_not_a_failure() {
+            let stacks = mock!(Client::describe_stacks)
+                .sequence()
+                .output(|| stack("UPDATE_IN_PROGRESS"))
+                .output(|| stack("UPDATE_IN_PROGRESS"))
+                .output(|| stack("UPDATE_COMPLETE")) // the other operation ended
+                .output(|| stack("UPDATE_COMPLETE")) // pre-flight: update
+                .output(|| stack("UPDATE_IN_PROGRESS"))
+                .output(|| stack("UPDATE_COMPLETE"))
+                .output(|| stack("UPDATE_COMPLETE"))
+                .build();
+            let events = mock!(Client::describe_stack_events)
+                .sequence()
+                .error(|| {
+                    DescribeStackEventsError::generic(
+                        ErrorMetadata::builder()
+                            .code("Throttling")
+                            .message("Rate exceeded")
+                            .build(),
+                    )
+                })
+                .output(|| DescribeStackEventsOutput::builder().build())
+                .times(20)
+                .build();
+            let template = mock!(Client::get_template).then_output(|| {
+                aws_sdk_cloudformation::operation::get_template::GetTemplateOutput::builder()
+                    .template_body("older")
+                    .build()
+            });
+            let [create, describe, execute] = change_set_rules();
+            let client = mock_client!(
+                aws_sdk_cloudformation,
+                RuleMode::MatchAny,
+                [&stacks, &events, &template, &create, &describe, &execute]
+            );
+            apply(&CloudFormation::from_client(client), &release(), &args())
+                .await
+                .unwrap();
+            assert_eq!(execute.num_calls(), 1);
+        }
+    }
 
     fn template() -> String {
         render::render_platform(&templates::embedded(), &regions::load("us-west-2").unwrap())
