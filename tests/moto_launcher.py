@@ -1,4 +1,4 @@
-"""moto server with two repairs, where moto falls short of the AWS behaviour sdp relies on.
+"""moto server with three repairs, where moto falls short of the AWS behaviour sdp relies on.
 Usage: as `moto_server`.
 
 1. After ExecuteChangeSet, moto applies the resources but never recomputes the stack's outputs, so
@@ -8,12 +8,16 @@ Usage: as `moto_server`.
    same number and the second overwrites the first: an acknowledged record is lost. Real Kinesis
    never loses an acknowledged record. Found by reading moto's code after one end-to-end run lost a
    bid (330 of 331 posted concurrently); not reproduced in reruns, so a rare race, not a proven one.
+3. A KMS key created by moto's CloudFormation keeps its KeyPolicy as a dict, while moto's KMS
+   policy check parses it as a JSON string: every later call on the key answers HTTP 500.
 """
+import json
 import sys
 import threading
 
 from moto.cloudformation import models
 from moto.kinesis import models as kinesis
+from moto.kms import responses as kms_responses
 from moto.server import main
 
 _execute = models.CloudFormationBackend.execute_change_set
@@ -40,6 +44,17 @@ def put_record(self, *args, **kwargs):
 
 
 kinesis.Shard.put_record = put_record
+
+_validate_policy = kms_responses.validate_policy
+
+
+def validate_policy(key, action):
+    if isinstance(key.policy, dict):
+        key.policy = json.dumps(key.policy)
+    return _validate_policy(key, action)
+
+
+kms_responses.validate_policy = validate_policy
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -140,6 +140,11 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub yes: bool,
 
+    /// Also delete the data the stack keeps: empty and delete the data bucket (every version),
+    /// delete the aggregates table, schedule the key's deletion (7 days). Irreversible.
+    #[arg(long)]
+    pub purge_data: bool,
+
     /// Stop waiting after SECONDS (exit 3); the deletion goes on.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,

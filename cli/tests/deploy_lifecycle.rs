@@ -245,6 +245,119 @@ async fn deploy_outputs_redeploy_update_and_destroy_behave_as_users_rely_on() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_with_purge_data_deletes_the_bucket_with_every_version_the_table_and_the_key() {
+    let moto = MotoServer::start().unwrap();
+    let work = std::env::temp_dir().join(format!("sdp-purge-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let builds = artifacts(&work);
+    let run = |args: &[&str]| sdp(&moto.endpoint, &work, args);
+    let deploy = run(&[
+        "deploy",
+        "--yes",
+        "--stack-name",
+        "purge",
+        "--artifacts",
+        builds.to_str().unwrap(),
+    ]);
+    assert_eq!(deploy.code, Some(0), "{}", deploy.stderr);
+
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let resources = aws_sdk_cloudformation::Client::new(&config)
+        .describe_stack_resources()
+        .stack_name("purge")
+        .send()
+        .await
+        .unwrap();
+    let physical = |logical: &str| {
+        resources
+            .stack_resources()
+            .iter()
+            .find(|r| r.logical_resource_id() == Some(logical))
+            .and_then(|r| r.physical_resource_id())
+            .unwrap()
+            .to_owned()
+    };
+    let (bucket, table, key) = (
+        physical("DataBucket"),
+        physical("AggregatesTable"),
+        physical("DataKey"),
+    );
+    // Versioned data: three versions of one object and a deleted one (a delete marker). moto's
+    // CloudFormation skips the template's VersioningConfiguration, so it is switched on here.
+    let s3 = s3_client(&config);
+    s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for body in ["1", "2", "3"] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key("raw/bcns/x.json")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    s3.put_object()
+        .bucket(&bucket)
+        .key("gone")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key("gone")
+        .send()
+        .await
+        .unwrap();
+
+    let destroy = run(&["destroy", "--yes", "--stack-name", "purge", "--purge-data"]);
+    assert_eq!(destroy.code, Some(0), "{}", destroy.stderr);
+    assert!(
+        destroy.stdout.contains(&format!(
+            "deleted AWS::S3::Bucket {bucket} (5 object versions)"
+        )),
+        "{}",
+        destroy.stdout
+    );
+    assert!(
+        s3.head_bucket().bucket(&bucket).send().await.is_err(),
+        "the bucket is gone"
+    );
+    let described = aws_sdk_dynamodb::Client::new(&config)
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await;
+    let err = described.expect_err("the aggregates table is gone");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{err:?}"
+    );
+    let key = aws_sdk_kms::Client::new(&config)
+        .describe_key()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        key.key_metadata()
+            .and_then(|k| k.key_state())
+            .map(|s| s.as_str()),
+        Some("PendingDeletion")
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 #[test]
 fn refusals_come_before_any_aws_call_with_exit_code_2() {
     // Port 9 (discard) on loopback: any AWS call would fail with a connection error instead.

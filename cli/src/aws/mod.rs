@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod cloudformation;
+pub mod purge;
 
 use std::time::Duration;
 

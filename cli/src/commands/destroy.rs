@@ -6,7 +6,7 @@ use anyhow::anyhow;
 
 use super::{confirm, require_terminal_or_yes, watch};
 use crate::args::DestroyArgs;
-use crate::aws::{self, cloudformation::CloudFormation};
+use crate::aws::{self, cloudformation::CloudFormation, purge};
 use crate::exit::Failure;
 use crate::stack::events::{describe_root_cause, EventTracker};
 use crate::ui::Progress;
@@ -70,7 +70,33 @@ pub async fn run(args: &DestroyArgs) -> Result<(), Failure> {
     }
     eprintln!("stack `{stack}` is deleted");
     for (logical, kind, physical) in retained {
-        println!("retained {kind} {physical} ({logical})");
+        if !args.purge_data {
+            println!("retained {kind} {physical} ({logical})");
+            continue;
+        }
+        match kind.as_str() {
+            "AWS::S3::Bucket" => {
+                let versions = purge::delete_bucket(&sdk, physical)
+                    .await
+                    .map_err(Failure::Failed)?;
+                println!("deleted {kind} {physical} ({versions} object versions)");
+            }
+            "AWS::DynamoDB::Table" => {
+                purge::delete_table(&sdk, physical)
+                    .await
+                    .map_err(Failure::Failed)?;
+                println!("deleted {kind} {physical}");
+            }
+            "AWS::KMS::Key" => {
+                purge::schedule_key_deletion(&sdk, physical)
+                    .await
+                    .map_err(Failure::Failed)?;
+                println!("scheduled {kind} {physical} for deletion in 7 days");
+            }
+            _ => println!(
+                "retained {kind} {physical} ({logical}): sdp does not know how to purge it"
+            ),
+        }
     }
     Ok(())
 }
