@@ -1,8 +1,10 @@
 //! Packaging: a function's `bootstrap` into a deterministic Lambda zip, keyed by its content.
 //!
 //! The same bytes always give the same zip (one entry `bootstrap`, mode 0755, timestamp
-//! 1980-01-01 00:00, fixed compression), so its sha256 names it: an unchanged function keeps its
-//! key, is never uploaded again, and CloudFormation sees no change to it.
+//! 1980-01-01 00:00, fixed compression), so the sha256 of the bootstrap names the zip: an
+//! unchanged function keeps its key, is never uploaded again, and CloudFormation sees no change
+//! to it. The key needs only a hash (milliseconds); the zip is built only when it must be
+//! uploaded (deflating three 13 MB bootstraps takes seconds).
 
 use std::io::{Cursor, Write};
 
@@ -10,13 +12,13 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-/// A packaged function, ready to upload.
+/// A function's build, named by its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
     /// The function's name (`ingest`, `processor`, ...).
     pub function: String,
-    pub zip: Vec<u8>,
-    /// Hex sha256 of `zip`.
+    bootstrap: Vec<u8>,
+    /// Hex sha256 of the bootstrap.
     pub sha256: String,
 }
 
@@ -35,8 +37,23 @@ pub struct PackageError {
     source: std::io::Error,
 }
 
-/// Zips `bootstrap` (the function's executable) deterministically.
-pub fn package(function: &str, bootstrap: &[u8]) -> Result<Artifact, PackageError> {
+/// The artifact of `bootstrap` (the function's executable).
+pub fn package(function: &str, bootstrap: Vec<u8>) -> Artifact {
+    Artifact {
+        function: function.to_owned(),
+        sha256: hex(&Sha256::digest(&bootstrap)),
+        bootstrap,
+    }
+}
+
+impl Artifact {
+    /// The deterministic Lambda zip of the bootstrap.
+    pub fn zip(&self) -> Result<Vec<u8>, PackageError> {
+        zip_bootstrap(&self.function, &self.bootstrap)
+    }
+}
+
+fn zip_bootstrap(function: &str, bootstrap: &[u8]) -> Result<Vec<u8>, PackageError> {
     let fail = |source: std::io::Error| PackageError {
         function: function.to_owned(),
         source,
@@ -51,16 +68,10 @@ pub fn package(function: &str, bootstrap: &[u8]) -> Result<Artifact, PackageErro
         .start_file("bootstrap", options)
         .map_err(|e| fail(std::io::Error::other(e)))?;
     writer.write_all(bootstrap).map_err(fail)?;
-    let zip = writer
+    Ok(writer
         .finish()
         .map_err(|e| fail(std::io::Error::other(e)))?
-        .into_inner();
-    let sha256 = hex(&Sha256::digest(&zip));
-    Ok(Artifact {
-        function: function.to_owned(),
-        zip,
-        sha256,
-    })
+        .into_inner())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -79,9 +90,10 @@ mod tests {
 
     #[test]
     fn the_same_bootstrap_gives_byte_identical_zips_and_keys() {
-        let first = package("ingest", &executable()).unwrap();
-        let second = package("ingest", &executable()).unwrap();
-        assert_eq!(first, second);
+        let first = package("ingest", executable());
+        let second = package("ingest", executable());
+        assert_eq!(first.zip().unwrap(), second.zip().unwrap());
+        assert_eq!(first.key(), second.key());
         assert_eq!(
             first.key(),
             format!("functions/ingest/{}.zip", first.sha256)
@@ -94,15 +106,15 @@ mod tests {
         let mut changed = executable();
         changed[7] ^= 1;
         assert_ne!(
-            package("ingest", &executable()).unwrap().key(),
-            package("ingest", &changed).unwrap().key()
+            package("ingest", executable()).key(),
+            package("ingest", changed).key()
         );
     }
 
     #[test]
     fn the_zip_holds_one_executable_bootstrap_at_the_zip_epoch() {
-        let artifact = package("reports", &executable()).unwrap();
-        let mut archive = zip::ZipArchive::new(Cursor::new(artifact.zip)).unwrap();
+        let artifact = package("reports", executable());
+        let mut archive = zip::ZipArchive::new(Cursor::new(artifact.zip().unwrap())).unwrap();
         assert_eq!(archive.len(), 1);
         let mut entry = archive.by_index(0).unwrap();
         assert_eq!(entry.name().unwrap(), "bootstrap");

@@ -177,6 +177,15 @@ impl ArtifactBucket {
     /// Uploads `body` under `key` unless an object is already there. Keys are content hashes, so
     /// an existing object is the same bytes.
     pub async fn upload(&self, key: &str, body: &[u8]) -> Result<Upload> {
+        self.upload_with(key, || Ok(body.to_vec())).await
+    }
+
+    /// As [`upload`](Self::upload), building the body only when it must be sent.
+    pub async fn upload_with(
+        &self,
+        key: &str,
+        body: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Upload> {
         let head = self
             .client
             .head_object()
@@ -190,16 +199,18 @@ impl ArtifactBucket {
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {}
             Err(err) => return Err(describe(&format!("S3 HeadObject `{key}`"), &err)),
         }
+        let body = body()?;
+        let bytes = body.len();
         self.client
             .put_object()
             .bucket(&self.name)
             .key(key)
             .expected_bucket_owner(&self.account)
-            .body(ByteStream::from(body.to_vec()))
+            .body(ByteStream::from(body))
             .send()
             .await
             .map_err(|e| describe(&format!("S3 PutObject `{key}`"), &e))?;
-        Ok(Upload::Uploaded { bytes: body.len() })
+        Ok(Upload::Uploaded { bytes })
     }
 
     /// The URL CloudFormation reads a template from.

@@ -61,7 +61,7 @@ pub async fn prepare(
     let mut parameters = vec![("ArtifactBucket".to_owned(), bucket.name.clone())];
     for artifact in &artifacts {
         if let Upload::Uploaded { bytes } = bucket
-            .upload(&artifact.key(), &artifact.zip)
+            .upload_with(&artifact.key(), || Ok(artifact.zip()?))
             .await
             .map_err(Failure::Failed)?
         {
@@ -330,7 +330,7 @@ fn package_functions(dir: &std::path::Path) -> anyhow::Result<Vec<Artifact>> {
         let function = id.to_ascii_lowercase();
         let path = dir.join(&function).join("bootstrap");
         match std::fs::read(&path) {
-            Ok(bootstrap) => artifacts.push(package(&function, &bootstrap)?),
+            Ok(bootstrap) => artifacts.push(package(&function, bootstrap)),
             Err(_) => missing.push(path.display().to_string()),
         }
     }
