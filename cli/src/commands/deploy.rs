@@ -132,30 +132,12 @@ pub async fn apply(
             Preflight::Update => break current,
             Preflight::Wait => {
                 eprintln!("stack `{stack}` is busy; waiting for its operation to end");
-                let mut tracker = EventTracker::new(None);
-                watch::until_settled(
-                    cfn,
-                    stack,
-                    region,
-                    &mut tracker,
-                    &mut Progress::new(0),
-                    timeout,
-                )
-                .await?;
+                wait_for_settled(cfn, stack, region, timeout).await?;
             }
             Preflight::DeleteThenCreate { reason } => {
                 eprintln!("{reason}; deleting it before creating it again");
                 cfn.delete_stack(stack).await.map_err(Failure::Failed)?;
-                let mut tracker = EventTracker::new(None);
-                watch::until_settled(
-                    cfn,
-                    stack,
-                    region,
-                    &mut tracker,
-                    &mut Progress::new(0),
-                    timeout,
-                )
-                .await?;
+                wait_for_settled(cfn, stack, region, timeout).await?;
             }
             Preflight::Stop { reason, recovery } => {
                 return Err(Failure::Failed(anyhow!(
@@ -246,6 +228,25 @@ pub async fn apply(
     }
     eprintln!("stack `{stack}` is {status}");
     finish(cfn, args).await
+}
+
+/// Follows an operation sdp did not start (or a deletion before a create) to its end.
+async fn wait_for_settled(
+    cfn: &CloudFormation,
+    stack: &str,
+    region: &str,
+    timeout: Option<Duration>,
+) -> Result<String, Failure> {
+    let mut tracker = EventTracker::new(None);
+    watch::until_settled(
+        cfn,
+        stack,
+        region,
+        &mut tracker,
+        &mut Progress::new(0),
+        timeout,
+    )
+    .await
 }
 
 /// Whether the deployed stack already has exactly this template and these parameter values, so

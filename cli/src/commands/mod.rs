@@ -37,6 +37,28 @@ fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
         .block_on(future)
 }
 
+/// The stack of `args`, which must exist: for the commands that read one (outputs, status, watch).
+async fn existing_stack(
+    args: &crate::args::StackArgs,
+) -> Result<
+    (
+        crate::aws::cloudformation::CloudFormation,
+        crate::aws::cloudformation::Stack,
+    ),
+    Failure,
+> {
+    let (stack, region) = (args.stack_name.as_str(), args.region.as_str());
+    crate::regions::load(region).map_err(|e| Failure::CouldNotRun(e.into()))?;
+    let cfn =
+        crate::aws::cloudformation::CloudFormation::new(&crate::aws::sdk_config(region).await);
+    let current = cfn
+        .describe_stack(stack)
+        .await
+        .map_err(Failure::Failed)?
+        .ok_or_else(|| Failure::Failed(anyhow!("there is no stack `{stack}` in {region}")))?;
+    Ok((cfn, current))
+}
+
 /// Fails at once, naming `--yes`, when a confirmation would be needed but nobody can answer
 /// (CONTRACT.md §1: never prompt without a terminal).
 fn require_terminal_or_yes(yes: bool, what: &str) -> Result<(), Failure> {

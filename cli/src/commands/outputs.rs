@@ -3,27 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 
 use crate::args::{OutputFormat, OutputsArgs};
-use crate::aws::{self, cloudformation::CloudFormation};
 use crate::exit::Failure;
-use crate::regions;
 
 pub async fn run(args: &OutputsArgs) -> Result<(), Failure> {
-    regions::load(&args.stack.region).map_err(|e| Failure::CouldNotRun(e.into()))?;
-    let config = aws::sdk_config(&args.stack.region).await;
-    let stack = CloudFormation::new(&config)
-        .describe_stack(&args.stack.stack_name)
-        .await
-        .map_err(Failure::Failed)?
-        .ok_or_else(|| {
-            Failure::Failed(anyhow!(
-                "there is no stack `{}` in {}",
-                args.stack.stack_name,
-                args.stack.region
-            ))
-        })?;
+    let (_, stack) = super::existing_stack(&args.stack).await?;
     print(&stack.outputs, args.format);
     Ok(())
 }

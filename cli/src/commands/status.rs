@@ -1,23 +1,12 @@
 //! `sdp status`: the stack's state, its latest operation and its outputs, on stdout.
 
-use anyhow::anyhow;
-
 use super::outputs;
 use crate::args::{OutputFormat, StatusArgs};
-use crate::aws::{self, cloudformation::CloudFormation};
 use crate::exit::Failure;
-use crate::regions;
 
 pub async fn run(args: &StatusArgs) -> Result<(), Failure> {
     let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
-    regions::load(region).map_err(|e| Failure::CouldNotRun(e.into()))?;
-    let sdk = aws::sdk_config(region).await;
-    let cfn = CloudFormation::new(&sdk);
-    let current = cfn
-        .describe_stack(stack)
-        .await
-        .map_err(Failure::Failed)?
-        .ok_or_else(|| Failure::Failed(anyhow!("there is no stack `{stack}` in {region}")))?;
+    let (cfn, current) = super::existing_stack(&args.stack).await?;
     println!("Stack   {stack} ({region})");
     println!("Status  {}", current.status);
     if let Some(reason) = current.status_reason.as_deref().filter(|r| !r.is_empty()) {

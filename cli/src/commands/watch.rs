@@ -11,20 +11,12 @@ use crate::stack::events::{describe_root_cause, EventTracker};
 use crate::stack::status::is_success;
 use crate::stack::status::{classify, StatusClass};
 use crate::ui::Progress;
-use crate::{aws, regions};
 
 /// `sdp watch`: follow the running operation (if any) and exit as it ends: 0 for a completed
 /// create, update or delete, 1 with its root cause otherwise.
 pub async fn run(args: &WatchArgs) -> Result<(), Failure> {
     let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
-    regions::load(region).map_err(|e| Failure::CouldNotRun(e.into()))?;
-    let sdk = aws::sdk_config(region).await;
-    let cfn = CloudFormation::new(&sdk);
-    let current = cfn
-        .describe_stack(stack)
-        .await
-        .map_err(Failure::Failed)?
-        .ok_or_else(|| Failure::Failed(anyhow!("there is no stack `{stack}` in {region}")))?;
+    let (cfn, current) = super::existing_stack(&args.stack).await?;
     // The operation's events so far: everything since its "User Initiated" start.
     let page = cfn.recent_events(stack).await.map_err(Failure::Failed)?;
     let start = page
