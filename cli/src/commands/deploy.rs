@@ -558,6 +558,38 @@ mod tests {
         }
 
         #[tokio::test(start_paused = true)]
+        async fn a_timeout_exits_3_with_the_command_to_reattach_while_cloudformation_goes_on() {
+            let stacks = mock!(Client::describe_stacks)
+                .sequence()
+                .error(missing)
+                .output(|| stack("CREATE_IN_PROGRESS"))
+                .times(100)
+                .build();
+            let events = mock!(Client::describe_stack_events)
+                .then_output(|| DescribeStackEventsOutput::builder().build());
+            let [create, describe, execute] = change_set_rules();
+            let client = mock_client!(
+                aws_sdk_cloudformation,
+                RuleMode::MatchAny,
+                [&stacks, &events, &create, &describe, &execute]
+            );
+            let args = DeployArgs {
+                timeout: Some(10),
+                ..args()
+            };
+            let err = apply(&CloudFormation::from_client(client), &release(), &args)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), 3);
+            assert!(
+                err.describe()
+                    .contains("Re-attach with: sdp watch --stack-name sdp --region us-west-2"),
+                "{}",
+                err.describe()
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
         async fn update_rollback_failed_stops_with_the_recovery_command_and_changes_nothing() {
             let stacks =
                 mock!(Client::describe_stacks).then_output(|| stack("UPDATE_ROLLBACK_FAILED"));

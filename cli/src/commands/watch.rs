@@ -1,6 +1,9 @@
 //! Following a stack operation to its end: new events as they come, then the final status.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's Instant: the same clock in production, and the paused one in tests.
+use tokio::time::Instant;
 
 use anyhow::anyhow;
 
