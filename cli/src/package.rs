@@ -41,7 +41,7 @@ pub struct PackageError {
 pub fn package(function: &str, bootstrap: Vec<u8>) -> Artifact {
     Artifact {
         function: function.to_owned(),
-        sha256: hex(&Sha256::digest(&bootstrap)),
+        sha256: sha256_hex(&bootstrap),
         bootstrap,
     }
 }
@@ -74,8 +74,12 @@ fn zip_bootstrap(function: &str, bootstrap: &[u8]) -> Result<Vec<u8>, PackageErr
         .into_inner())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The hex sha256 of `bytes`: the content name of artifacts and templates.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,15 +13,6 @@ use serde_json::Value;
 use sdp_scenarios::platform::{s3_client, sdk_config};
 use sdp_scenarios::MotoServer;
 
-const FUNCTIONS: [&str; 6] = [
-    "ingest",
-    "processor",
-    "reports",
-    "compactor",
-    "trainer",
-    "predict",
-];
-
 struct Run {
     code: Option<i32>,
     stdout: String,
@@ -55,8 +46,11 @@ fn sdp(endpoint: &str, home: &Path, args: &[&str]) -> Run {
 
 /// Function builds for every function: placeholder executables (moto never runs them).
 fn artifacts(dir: &Path) -> PathBuf {
-    for function in FUNCTIONS {
-        let path = dir.join("lambda").join(function);
+    for function in sdp::render::FUNCTIONS
+        .iter()
+        .map(|f| f.to_ascii_lowercase())
+    {
+        let path = dir.join("lambda").join(&function);
         std::fs::create_dir_all(&path).unwrap();
         std::fs::write(path.join("bootstrap"), format!("#!/bin/sh\n# {function}\n")).unwrap();
     }

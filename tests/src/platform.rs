@@ -11,16 +11,6 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use sdp::{regions, render, templates};
 
-/// The functions whose code the stack needs, by logical-id prefix.
-pub const FUNCTIONS: [&str; 6] = [
-    "Ingest",
-    "Processor",
-    "Reports",
-    "Compactor",
-    "Trainer",
-    "Predict",
-];
-
 /// Every SDK call in tests has a deadline: moto can hang, and a hung test is worse than a failure.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -37,20 +37,9 @@ pub enum Upload {
 
 impl ArtifactBucket {
     pub fn new(config: &SdkConfig, account: &str, region: &str) -> ArtifactBucket {
-        // An endpoint override means an emulator or a proxy: path-style addressing, and TLS only
-        // if the override says https.
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
-            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-            .ok();
-        let path_style = endpoint.is_some();
-        let tls = endpoint
-            .as_deref()
-            .is_none_or(|url| url.starts_with("https://"));
-        let client = Client::from_conf(
-            aws_sdk_s3::config::Builder::from(config)
-                .force_path_style(path_style)
-                .build(),
-        );
+        // Over an endpoint override (an emulator or a proxy), TLS only if it says https.
+        let tls = super::s3_endpoint_override().is_none_or(|url| url.starts_with("https://"));
+        let client = super::s3_client(config);
         ArtifactBucket {
             client,
             name: format!("sdp-artifacts-{account}-{region}"),

@@ -27,6 +27,24 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
         .await
 }
 
+/// The S3 endpoint override, if any (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`): an emulator
+/// or a proxy, reached path-style.
+pub fn s3_endpoint_override() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL_S3")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+}
+
+/// An S3 client: path-style addressing when an endpoint override is set (emulators answer
+/// nothing else), virtual-hosted otherwise.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(s3_endpoint_override().is_some())
+            .build(),
+    )
+}
+
 /// The account the credentials belong to (for naming the artifact bucket).
 pub async fn account_id(config: &SdkConfig) -> anyhow::Result<String> {
     let identity = aws_sdk_sts::Client::new(config)

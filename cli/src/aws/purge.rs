@@ -9,13 +9,7 @@ use super::describe;
 /// Empties `bucket` (every object version and delete marker, 1000 at a time, as DeleteObjects
 /// takes) and deletes it. Returns how many versions were deleted.
 pub async fn delete_bucket(config: &SdkConfig, bucket: &str) -> Result<usize> {
-    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(path_style)
-            .build(),
-    );
+    let s3 = super::s3_client(config);
     let mut deleted = 0;
     loop {
         let page = s3

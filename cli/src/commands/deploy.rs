@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use sha2::{Digest, Sha256};
 
 use super::{confirm, outputs, require_terminal_or_yes, watch};
 use crate::args::{DeployArgs, OutputFormat, StackArgs};
@@ -15,7 +14,7 @@ use crate::aws::artifacts::{ArtifactBucket, Upload};
 use crate::aws::cloudformation::{ChangeSetOutcome, CloudFormation, ParameterValue};
 use crate::aws::{self};
 use crate::exit::Failure;
-use crate::package::{package, Artifact};
+use crate::package::{package, sha256_hex, Artifact};
 use crate::stack::events::{describe_root_cause, EventTracker};
 use crate::stack::status::{is_success, preflight, Preflight};
 use crate::ui::Progress;
@@ -72,10 +71,7 @@ pub async fn prepare(
             artifact.key(),
         ));
     }
-    let template_key = format!(
-        "templates/{}.yaml",
-        hex(&Sha256::digest(template.as_bytes()))
-    );
+    let template_key = format!("templates/{}.yaml", sha256_hex(template.as_bytes()));
     if let Upload::Uploaded { bytes } = bucket
         .upload(&template_key, template.as_bytes())
         .await
@@ -342,10 +338,6 @@ fn package_functions(dir: &std::path::Path) -> anyhow::Result<Vec<Artifact>> {
         ));
     }
     Ok(artifacts)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

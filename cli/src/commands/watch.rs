@@ -75,6 +75,7 @@ pub async fn until_settled(
     result
 }
 
+/// The polling loop of [`until_settled`], which clears the progress display however it ends.
 async fn follow(
     cfn: &CloudFormation,
     stack: &str,
