@@ -1,6 +1,7 @@
 //! Failures and their exit codes (CONTRACT.md §1): 1 the operation ran and failed, 2 it could not
 //! run (bad arguments, unsupported region, no credentials, render error), 3 it timed out while
-//! CloudFormation goes on.
+//! CloudFormation goes on, 130 the user pressed Ctrl-C and sdp stopped following an operation
+//! that goes on (the shell's convention for SIGINT).
 
 /// Exit code for "could not run". Also what clap uses for usage errors.
 pub const USAGE: u8 = 2;
@@ -14,6 +15,8 @@ pub enum Failure {
     CouldNotRun(anyhow::Error),
     /// Waiting timed out while the operation goes on (exit 3).
     TimedOut(anyhow::Error),
+    /// The user interrupted the wait; the operation goes on (exit 130).
+    Detached(anyhow::Error),
 }
 
 impl Failure {
@@ -22,12 +25,16 @@ impl Failure {
             Failure::Failed(_) => 1,
             Failure::CouldNotRun(_) => USAGE,
             Failure::TimedOut(_) => 3,
+            Failure::Detached(_) => 130,
         }
     }
 
     /// The error with its chain of causes, on one line: `outer: cause: root cause`.
     pub fn describe(&self) -> String {
-        let (Failure::Failed(err) | Failure::CouldNotRun(err) | Failure::TimedOut(err)) = self;
+        let (Failure::Failed(err)
+        | Failure::CouldNotRun(err)
+        | Failure::TimedOut(err)
+        | Failure::Detached(err)) = self;
         format!("{err:#}")
     }
 }
@@ -41,6 +48,7 @@ mod tests {
         assert_eq!(Failure::Failed(anyhow::anyhow!("x")).code(), 1);
         assert_eq!(Failure::CouldNotRun(anyhow::anyhow!("x")).code(), 2);
         assert_eq!(Failure::TimedOut(anyhow::anyhow!("x")).code(), 3);
+        assert_eq!(Failure::Detached(anyhow::anyhow!("x")).code(), 130);
     }
 
     #[test]

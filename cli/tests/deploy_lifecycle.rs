@@ -1,7 +1,7 @@
 //! The deploy lifecycle with the real `sdp` binary against moto (through the harness launcher):
 //! deploy → outputs → deploy unchanged (no changes, nothing uploaded, no change set left) →
 //! deploy with a parameter (an update) → destroy (stack gone, data retained and named). And the
-//! refusals that come before any AWS call, with exit code 2.
+//! refusals that come before any AWS call, with exit code 2; and declining at the prompt.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -37,6 +37,47 @@ fn sdp(endpoint: &str, home: &Path, args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .unwrap();
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `sdp` on a pseudo-terminal (util-linux `script`), its prompt answered with `answer`. Output
+/// is stdout and stderr together, as a user sees them.
+fn sdp_on_terminal(endpoint: &str, home: &Path, args: &[&str], answer: &str) -> Run {
+    use std::io::Write;
+    let command = std::iter::once(env!("CARGO_BIN_EXE_sdp"))
+        .chain(args.iter().copied())
+        .map(|word| format!("'{word}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the command on a pseudo-terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
     Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -204,6 +245,55 @@ async fn deploy_outputs_redeploy_update_and_destroy_behave_as_users_rely_on() {
         stack.stack_status().map(|s| s.as_str()),
         Some("UPDATE_COMPLETE")
     );
+
+    // 4b. On a terminal the changes are shown and confirmation asked; "n" deletes the change
+    // set, exits 1 and changes nothing.
+    let before = change_sets().await;
+    let declined = sdp_on_terminal(
+        &moto.endpoint,
+        &work,
+        &[
+            "deploy",
+            "--artifacts",
+            builds,
+            "--param",
+            "AggregationPeriod=7",
+        ],
+        "n\n",
+    );
+    assert_eq!(
+        declined.code,
+        Some(1),
+        "{}{}",
+        declined.stdout,
+        declined.stderr
+    );
+    assert!(
+        declined.stdout.contains("apply these changes? [y/N]")
+            && declined
+                .stdout
+                .contains("declined; the change set was deleted"),
+        "{}",
+        declined.stdout
+    );
+    assert_eq!(
+        change_sets().await,
+        before,
+        "the declined change set was deleted"
+    );
+    let still = cfn
+        .describe_stacks()
+        .stack_name("sdp")
+        .send()
+        .await
+        .unwrap();
+    let period = still.stacks()[0]
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some("AggregationPeriod"))
+        .and_then(|p| p.parameter_value())
+        .map(str::to_owned);
+    assert_eq!(period.as_deref(), Some("5"), "declining changed nothing");
 
     // 5. Destroy: the stack goes, the data bucket stays and is named.
     let bucket = json["Bucket"].as_str().unwrap().to_owned();

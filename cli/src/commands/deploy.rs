@@ -644,6 +644,43 @@ mod tests {
                 .unwrap();
             assert_eq!(execute.num_calls(), 1);
         }
+
+        #[tokio::test(start_paused = true)]
+        async fn ctrl_c_detaches_with_exit_130_and_the_reattach_command_leaving_the_stack_alone() {
+            let stacks = mock!(Client::describe_stacks).then_output(|| stack("UPDATE_IN_PROGRESS"));
+            let events = mock!(Client::describe_stack_events)
+                .then_output(|| DescribeStackEventsOutput::builder().build());
+            // Only reads are allowed: any write (cancel, delete, execute) would fail the test.
+            let client = mock_client!(
+                aws_sdk_cloudformation,
+                RuleMode::MatchAny,
+                [&stacks, &events]
+            );
+            let cfn = CloudFormation::from_client(client);
+            let pressed_after_a_while = tokio::time::sleep(Duration::from_secs(30));
+            let err = watch::until_settled_or(
+                &cfn,
+                "sdp",
+                "us-west-2",
+                &mut EventTracker::new(None),
+                &mut Progress::new(0),
+                None,
+                pressed_after_a_while,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code(), 130);
+            assert!(
+                err.describe()
+                    .contains("the operation goes on in CloudFormation. Re-attach with: sdp watch --stack-name sdp --region us-west-2"),
+                "{}",
+                err.describe()
+            );
+            assert!(
+                stacks.num_calls() > 3,
+                "it was following before the interrupt"
+            );
+        }
     }
 
     fn template() -> String {

@@ -61,7 +61,8 @@ pub async fn run(args: &WatchArgs) -> Result<(), Failure> {
 
 /// Polls until the stack leaves `*_IN_PROGRESS`; returns its final status (`DELETE_COMPLETE`
 /// when it is gone). Errors while polling are reported and retried: a poll that fails must not
-/// turn a finished operation into a failure. `timeout` ends the wait with exit 3.
+/// turn a finished operation into a failure. `timeout` ends the wait with exit 3; Ctrl-C ends it
+/// with exit 130. Neither touches the stack: the operation goes on in CloudFormation.
 pub async fn until_settled(
     cfn: &CloudFormation,
     stack: &str,
@@ -70,9 +71,36 @@ pub async fn until_settled(
     progress: &mut Progress,
     timeout: Option<Duration>,
 ) -> Result<String, Failure> {
-    let result = follow(cfn, stack, region, tracker, progress, timeout).await;
+    until_settled_or(cfn, stack, region, tracker, progress, timeout, ctrl_c()).await
+}
+
+/// [`until_settled`], detaching when `interrupt` completes instead of on Ctrl-C.
+pub async fn until_settled_or(
+    cfn: &CloudFormation,
+    stack: &str,
+    region: &str,
+    tracker: &mut EventTracker,
+    progress: &mut Progress,
+    timeout: Option<Duration>,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<String, Failure> {
+    let result = tokio::select! {
+        result = follow(cfn, stack, region, tracker, progress, timeout) => result,
+        () = interrupt => Err(Failure::Detached(anyhow!(
+            "interrupted; sdp stopped following, the operation goes on in CloudFormation. \
+             Re-attach with: sdp watch --stack-name {stack} --region {region}"
+        ))),
+    };
     progress.finish();
     result
+}
+
+/// Completes on Ctrl-C. If the handler cannot be installed it never completes, and Ctrl-C keeps
+/// its default effect (the process ends; the stack operation goes on all the same).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The polling loop of [`until_settled`], which clears the progress display however it ends.
