@@ -4,6 +4,8 @@
 //! escaping off (the output is YAML). The result is parsed back as YAML and checked to be a
 //! CloudFormation document, so a template bug fails here rather than in CloudFormation.
 
+use std::collections::BTreeMap;
+
 use handlebars::Handlebars;
 use serde::Serialize;
 use serde_yaml_ng::Value;
@@ -47,7 +49,33 @@ struct Context<'a> {
     apis: &'static [Api],
     functions: &'static [&'static str],
     scheduled: &'static [&'static str],
+    auth_modes: &'static [AuthMode],
+    /// Per API id, a hash of its definition: it names the API's Deployment resources.
+    api_revisions: BTreeMap<&'static str, String>,
 }
+
+/// A value of the `ApiAuth` parameter: the suffix of its Deployment's logical id, and the
+/// condition that selects it.
+#[derive(Debug, Serialize)]
+struct AuthMode {
+    suffix: &'static str,
+    condition: &'static str,
+}
+
+const AUTH_MODES: &[AuthMode] = &[
+    AuthMode {
+        suffix: "ApiKey",
+        condition: "UseApiKeys",
+    },
+    AuthMode {
+        suffix: "Iam",
+        condition: "UseIamAuth",
+    },
+    AuthMode {
+        suffix: "Open",
+        condition: "UseNoAuth",
+    },
+];
 
 /// A REST API of the platform: `id` prefixes its logical ids, `name` ends its API name.
 #[derive(Debug, Serialize)]
@@ -117,7 +145,7 @@ pub fn render_platform(
     templates: &TemplateSet,
     region: &RegionConfig,
 ) -> Result<String, RenderError> {
-    let context = Context {
+    let mut context = Context {
         region,
         stage: STAGE,
         routes: EventType::ALL
@@ -144,10 +172,46 @@ pub fn render_platform(
         apis: APIS,
         functions: FUNCTIONS,
         scheduled: SCHEDULED,
+        auth_modes: AUTH_MODES,
+        api_revisions: APIS.iter().map(|api| (api.id, String::new())).collect(),
     };
+    // Two passes: the first gives each API's definition, whose hash names its Deployments in
+    // the second (which is otherwise the same text).
+    let draft = check_cloudformation(&render(templates, &context)?)?;
+    context.api_revisions = APIS
+        .iter()
+        .map(|api| (api.id, api_revision(&draft, api.id)))
+        .collect();
     let text = render(templates, &context)?;
     check_cloudformation(&text)?;
     Ok(text)
+}
+
+/// A short hash of what API Gateway snapshots in a deployment of API `id`: the RestApi and every
+/// API Gateway resource that names it (resources, methods, their integrations), by logical id.
+/// Deployments and stages are left out: they follow from the rest.
+fn api_revision(document: &Value, id: &str) -> String {
+    let api = format!("{id}Api");
+    let names_the_api = |logical_id: &str, resource: &Value| {
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        let rest_api_id = &resource["Properties"]["RestApiId"];
+        kind.starts_with("AWS::ApiGateway::")
+            && !matches!(
+                kind,
+                "AWS::ApiGateway::Deployment" | "AWS::ApiGateway::Stage"
+            )
+            && (logical_id == api
+                || matches!(rest_api_id, Value::Tagged(t) if t.tag == "Ref" && t.value.as_str() == Some(api.as_str())))
+    };
+    let definition: BTreeMap<&str, &Value> = document["Resources"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, resource)| Some((key.as_str()?, resource)))
+        .filter(|(key, resource)| names_the_api(key, resource))
+        .collect();
+    let text = serde_yaml_ng::to_string(&definition).unwrap_or_default();
+    crate::package::sha256_hex(text.as_bytes())[..10].to_owned()
 }
 
 fn render(templates: &TemplateSet, context: &impl Serialize) -> Result<String, RenderError> {
@@ -173,7 +237,7 @@ fn render(templates: &TemplateSet, context: &impl Serialize) -> Result<String, R
         .map_err(|e| RenderError::Render(Box::new(e)))
 }
 
-fn check_cloudformation(text: &str) -> Result<(), RenderError> {
+fn check_cloudformation(text: &str) -> Result<Value, RenderError> {
     let document: Value = serde_yaml_ng::from_str(text).map_err(RenderError::Yaml)?;
     for section in [
         "AWSTemplateFormatVersion",
@@ -185,7 +249,7 @@ fn check_cloudformation(text: &str) -> Result<(), RenderError> {
             return Err(RenderError::MissingSection(section));
         }
     }
-    Ok(())
+    Ok(document)
 }
 
 #[cfg(test)]
@@ -235,6 +299,51 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "the rendered template lacks the top-level `Resources` section"
+        );
+    }
+
+    /// The logical ids of the `AWS::ApiGateway::Deployment` resources, sorted.
+    fn deployment_ids(text: &str) -> Vec<String> {
+        let document: Value = serde_yaml_ng::from_str(text).unwrap();
+        let mut ids: Vec<String> = document["Resources"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::ApiGateway::Deployment"))
+            .map(|(k, _)| k.as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_changed_api_gets_new_deployments_and_the_others_keep_theirs() {
+        let templates = crate::templates::embedded();
+        let before = deployment_ids(&render_platform(&templates, &us_west_2()).unwrap());
+        assert_eq!(
+            before.len(),
+            9,
+            "three APIs, one deployment per auth mode: {before:?}"
+        );
+        let mut changed = templates.clone();
+        for (name, source) in &mut changed.partials {
+            if *name == "ingest" {
+                let edited = source.replace("PathPart: {{path}}", "PathPart: v2-{{path}}");
+                assert_ne!(&edited, source);
+                *source = Box::leak(edited.into_boxed_str());
+            }
+        }
+        let after = deployment_ids(&render_platform(&changed, &us_west_2()).unwrap());
+        let moved: Vec<_> = after.iter().filter(|id| !before.contains(id)).collect();
+        assert_eq!(moved.len(), 3, "{moved:?}");
+        assert!(
+            moved.iter().all(|id| id.starts_with("IngestDeployment")),
+            "{moved:?}"
+        );
+        assert_eq!(
+            deployment_ids(&render_platform(&templates, &us_west_2()).unwrap()),
+            before,
+            "the same sources give the same ids"
         );
     }
 

@@ -26,6 +26,7 @@ pub fn embedded() -> TemplateSet {
             "function",
             "role",
             "stage",
+            "deployment",
             "security",
             "stream",
             "ingest",
