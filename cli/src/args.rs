@@ -102,6 +102,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Skip the pre-flight that asks IAM's policy simulator whether you may create every
+    /// resource (it simulates on resource `*`, so grants on named resources only look missing).
+    #[arg(long)]
+    pub skip_permission_check: bool,
+
     /// Also write the outputs as JSON to FILE (merged with what it holds, replaced atomically).
     #[arg(long, value_name = "FILE")]
     pub outputs_file: Option<PathBuf>,

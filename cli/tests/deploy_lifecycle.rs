@@ -141,6 +141,14 @@ async fn deploy_outputs_redeploy_update_and_destroy_behave_as_users_rely_on() {
         "{}",
         first.stderr
     );
+    // moto gives a caller ARN the simulator cannot take: the pre-flight says so and goes on.
+    assert!(
+        first
+            .stderr
+            .contains("note: permissions not checked ahead ("),
+        "{}",
+        first.stderr
+    );
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(&outputs_file).unwrap()).unwrap();
     assert_eq!(

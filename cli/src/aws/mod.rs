@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod cloudformation;
+pub mod iam;
 pub mod purge;
 
 use std::time::Duration;
@@ -45,17 +46,28 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
-/// The account the credentials belong to (for naming the artifact bucket).
-pub async fn account_id(config: &SdkConfig) -> anyhow::Result<String> {
+/// Who the credentials belong to: the account (which names the artifact bucket) and the caller's
+/// ARN (whose permissions the pre-flight checks).
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+pub async fn caller_identity(config: &SdkConfig) -> anyhow::Result<Identity> {
     let identity = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| describe("STS GetCallerIdentity", &e))?;
-    identity
-        .account()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))
+    match (identity.account(), identity.arn()) {
+        (Some(account), Some(arn)) => Ok(Identity {
+            account: account.to_owned(),
+            arn: arn.to_owned(),
+        }),
+        _ => Err(anyhow::anyhow!(
+            "STS GetCallerIdentity returned no account or ARN"
+        )),
+    }
 }
 
 /// An SDK error as `operation failed: Code: message`, never a bare "service error"; when AWS

@@ -12,10 +12,12 @@ use super::{confirm, outputs, require_terminal_or_yes, watch};
 use crate::args::{DeployArgs, OutputFormat, StackArgs};
 use crate::aws::artifacts::{ArtifactBucket, Upload};
 use crate::aws::cloudformation::{ChangeSetOutcome, CloudFormation, ParameterValue};
+use crate::aws::iam::{Iam, Verdict};
 use crate::aws::{self};
 use crate::exit::Failure;
 use crate::package::{package, sha256_hex, Artifact};
 use crate::stack::events::{describe_root_cause, EventTracker};
+use crate::stack::permissions::required_actions;
 use crate::stack::status::{is_success, preflight, Preflight};
 use crate::ui::Progress;
 use crate::{regions, render, templates};
@@ -29,13 +31,21 @@ pub struct Release {
     pub parameters: Vec<(String, String)>,
 }
 
-/// Everything before the stack is touched: refusals first (exit 2, no AWS call), then package,
-/// upload by content hash, and resolve the parameters.
+/// What a release is prepared for.
+pub enum Purpose {
+    /// A deploy: confirmation is needed unless `yes`; the caller's permissions are checked.
+    Deploy { yes: bool, check_permissions: bool },
+    /// A diff: nothing is applied, so neither.
+    Diff,
+}
+
+/// Everything before the stack is touched: refusals first (exit 2, no AWS call), then the
+/// permission pre-flight, package, upload by content hash, and resolve the parameters.
 pub async fn prepare(
     stack_args: &StackArgs,
     params: &[String],
     artifacts_dir: &std::path::Path,
-    confirmation: Option<bool>,
+    purpose: Purpose,
 ) -> Result<Release, Failure> {
     let could_not_run = |e: anyhow::Error| Failure::CouldNotRun(e);
     let region = stack_args.region.as_str();
@@ -43,16 +53,23 @@ pub async fn prepare(
     let template = render::render_platform(&templates::embedded(), &config)
         .map_err(|e| could_not_run(e.into()))?;
     let user_params = parse_params(params, &template).map_err(could_not_run)?;
-    if let Some(yes) = confirmation {
+    if let Purpose::Deploy { yes, .. } = purpose {
         require_terminal_or_yes(yes, "deploying")?;
     }
     let artifacts = package_functions(artifacts_dir).map_err(could_not_run)?;
 
     let sdk = aws::sdk_config(region).await;
-    let account = aws::account_id(&sdk)
+    let identity = aws::caller_identity(&sdk)
         .await
         .map_err(|e| could_not_run(e.context("no usable AWS credentials")))?;
-    let bucket = ArtifactBucket::new(&sdk, &account, region);
+    if let Purpose::Deploy {
+        check_permissions: true,
+        ..
+    } = purpose
+    {
+        check_permissions(&Iam::new(&sdk), &identity.arn, &template).await?;
+    }
+    let bucket = ArtifactBucket::new(&sdk, &identity.account, region);
     if bucket.ensure().await.map_err(Failure::Failed)? {
         eprintln!("created artifact bucket {}", bucket.name);
     }
@@ -108,8 +125,37 @@ pub fn change_set_parameters(
     parameters
 }
 
+/// The permission pre-flight: missing permissions stop the deploy (exit 2) before anything is
+/// created; a check that cannot be made is a note, not a failure.
+async fn check_permissions(iam: &Iam, caller_arn: &str, template: &str) -> Result<(), Failure> {
+    let document = serde_yaml_ng::from_str(template)
+        .map_err(|e| Failure::CouldNotRun(anyhow!("reading the rendered template: {e}")))?;
+    let actions = required_actions(&document).map_err(|e| Failure::CouldNotRun(e.into()))?;
+    match iam.check(caller_arn, &actions).await {
+        Verdict::Allowed => {
+            eprintln!("permissions: {caller_arn} may perform all {} actions the deploy needs", actions.len());
+            Ok(())
+        }
+        Verdict::NotChecked(reason) => {
+            eprintln!("note: permissions not checked ahead ({reason}); a missing one would show as the root cause of a rollback");
+            Ok(())
+        }
+        Verdict::Missing(missing) => Err(Failure::CouldNotRun(anyhow!(
+            "{caller_arn} lacks {} permission(s) the deploy needs, so it would fail part-way and roll back: {}. \
+             Grant them, or pass --skip-permission-check if your policies grant them on named resources only \
+             (the check simulates on resource `*`)",
+            missing.len(),
+            missing.join(", ")
+        ))),
+    }
+}
+
 pub async fn run(args: &DeployArgs) -> Result<(), Failure> {
-    let release = prepare(&args.stack, &args.params, &args.artifacts, Some(args.yes)).await?;
+    let purpose = Purpose::Deploy {
+        yes: args.yes,
+        check_permissions: !args.skip_permission_check,
+    };
+    let release = prepare(&args.stack, &args.params, &args.artifacts, purpose).await?;
     apply(&CloudFormation::new(&release.sdk), &release, args).await
 }
 
@@ -379,6 +425,7 @@ mod tests {
                 params: vec![],
                 yes: true,
                 force: false,
+                skip_permission_check: false,
                 outputs_file: None,
                 artifacts: "unused".into(),
                 timeout: None,
@@ -643,6 +690,36 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(execute.num_calls(), 1);
+        }
+
+        #[tokio::test]
+        async fn missing_permissions_stop_the_deploy_with_exit_2_naming_them_and_the_way_out() {
+            use aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyOutput;
+            use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType};
+            let simulate =
+                mock!(aws_sdk_iam::Client::simulate_principal_policy).then_output(|| {
+                    let denied = EvaluationResult::builder()
+                        .eval_action_name("iam:PassRole")
+                        .eval_decision(PolicyEvaluationDecisionType::ImplicitDeny)
+                        .build()
+                        .unwrap();
+                    SimulatePrincipalPolicyOutput::builder()
+                        .evaluation_results(denied)
+                        .is_truncated(false)
+                        .build()
+                });
+            let iam = Iam::from_client(mock_client!(aws_sdk_iam, [&simulate]));
+            let err = check_permissions(&iam, "arn:aws:iam::123456789012:user/ci", &template())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), 2);
+            let message = err.describe();
+            assert!(
+                message.contains("lacks 1 permission(s)")
+                    && message.contains("iam:PassRole")
+                    && message.contains("--skip-permission-check"),
+                "{message}"
+            );
         }
 
         #[tokio::test(start_paused = true)]

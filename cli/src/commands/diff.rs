@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 
-use super::deploy::{change_set_parameters, prepare};
+use super::deploy::{change_set_parameters, prepare, Purpose};
 use crate::args::DiffArgs;
 use crate::aws::cloudformation::{ChangeSetOutcome, CloudFormation};
 use crate::exit::Failure;
@@ -10,7 +10,7 @@ use crate::stack::status::{classify, StatusClass};
 
 pub async fn run(args: &DiffArgs) -> Result<(), Failure> {
     let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
-    let release = prepare(&args.stack, &args.params, &args.artifacts, None).await?;
+    let release = prepare(&args.stack, &args.params, &args.artifacts, Purpose::Diff).await?;
     let cfn = CloudFormation::new(&release.sdk);
     let Some(current) = cfn.describe_stack(stack).await.map_err(Failure::Failed)? else {
         // A change set on a missing stack would leave an empty stack behind: say it plainly.

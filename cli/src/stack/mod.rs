@@ -3,4 +3,5 @@
 //! this decides. Every string matched here is one CloudFormation really returns.
 
 pub mod events;
+pub mod permissions;
 pub mod status;
