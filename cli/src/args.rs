@@ -29,6 +29,29 @@ pub enum Command {
     Diff(DiffArgs),
     /// Follow the stack's running operation to its end (re-attach after --timeout or Ctrl-C).
     Watch(WatchArgs),
+    /// Run the platform on this machine, on loopback, with no AWS account: the ingestion and
+    /// report APIs, stream processing and aggregates, kept in DIR across restarts.
+    Local(LocalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LocalArgs {
+    /// Where the event log and the database live (created if missing; kept across restarts).
+    #[arg(long, value_name = "DIR", default_value = ".sdp/local")]
+    pub data_dir: PathBuf,
+
+    /// The loopback port of the APIs (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+
+    /// A processing parameter, as for `sdp deploy`: AggregationPeriod, BidsSessionTimeout or
+    /// ClicksSessionTimeout (minutes).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// How to print the URLs on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]

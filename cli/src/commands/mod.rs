@@ -3,6 +3,7 @@
 mod deploy;
 mod destroy;
 mod diff;
+mod local;
 mod outputs;
 mod render;
 mod status;
@@ -24,6 +25,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => block_on(status::run(&args)),
         Command::Diff(args) => block_on(diff::run(&args)),
         Command::Watch(args) => block_on(watch::run(&args)),
+        Command::Local(args) => local::run(&args),
     }
 }
 

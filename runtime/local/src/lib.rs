@@ -1,5 +1,40 @@
-//! `sdp-local`: adapters that implement the ports of `sdp-core` on one machine (a durable local
-//! event log, an embedded database, lake files under a data directory). They back `sdp local`
-//! and serve as the test doubles of the runtime. Must not depend on the AWS SDK.
+//! `sdp-local`: the platform on one machine, behind `sdp local`. The same core code as the Lambdas
+//! (validation, join, aggregation, reports) over local adapters:
+//! - [`log`]: a durable event log in place of Kinesis (an event answered 200 is on disk);
+//! - [`state`]: the join state and aggregates in place of DynamoDB;
+//! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda;
+//! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
 //!
-//! The adapters arrive with `sdp local`; this crate fixes their place in the dependency graph.
+//! The embedded database is redb: pure Rust (no C toolchain, builds wherever `sdp` does), ACID
+//! transactions whose commit is synced to disk, readers that never block the writer, and a file
+//! lock that refuses a second process. Must not depend on the AWS SDK.
+
+pub mod log;
+pub mod platform;
+pub mod processor;
+pub mod server;
+pub mod state;
+
+use std::path::Path;
+
+use redb::{Database, DatabaseError};
+use sdp_core::ports::StoreError;
+
+/// Opens (or creates) the database file at `path`. A file another process holds is refused with
+/// a message that says so: two writers would corrupt nothing (the lock prevents it), but the
+/// user needs to know why the second one stopped.
+pub(crate) fn open_database(path: &Path) -> Result<Database, StoreError> {
+    Database::create(path).map_err(|err| match err {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::Permanent {
+            message: format!(
+                "{} is in use by another process (is another `sdp local` running on this data directory?)",
+                path.display()
+            ),
+            source: None,
+        },
+        other => StoreError::Permanent {
+            message: format!("cannot open {}: {other}", path.display()),
+            source: Some(Box::new(other)),
+        },
+    })
+}

@@ -1,0 +1,354 @@
+//! `sdp local` end to end, with the real binary over real HTTP: the original's integration scenario
+//! counted exactly; the documented 4xx answers; one process per data directory; a clean stop and a
+//! `kill -9` under load, each followed by a restart that loses no event answered 200 and counts
+//! none twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use sdp_scenarios::fixtures::integration_scenario;
+
+/// A running `sdp local` and the URLs it printed.
+struct Local {
+    child: Child,
+    urls: BTreeMap<String, String>,
+}
+
+impl Local {
+    fn start(data_dir: &Path) -> Local {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sdp"))
+            .args(["local", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut urls = BTreeMap::new();
+        // The table of outputs: four `Key  value` lines, sorted by key.
+        for line in stdout.lines().take(4) {
+            let line = line.unwrap();
+            let (key, value) = line.split_once(' ').unwrap();
+            urls.insert(key.to_owned(), value.trim().to_owned());
+        }
+        assert!(urls.contains_key("UrlForAPI"), "{urls:?}");
+        Local { child, urls }
+    }
+
+    fn api(&self) -> &str {
+        &self.urls["UrlForAPI"]
+    }
+
+    fn reports(&self) -> &str {
+        &self.urls["UrlForReports"]
+    }
+
+    /// Stops it as a user or a service manager would (SIGTERM), and waits.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no chance to flush anything
+        self.child.wait().unwrap();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// POSTs a JSON body; (status, body). A transport error (the server died) is status 0.
+fn post(agent: &ureq::Agent, url: &str, body: &str) -> (u16, String) {
+    match agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body)
+    {
+        Ok(mut response) => (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
+fn get(agent: &ureq::Agent, url: &str) -> (u16, Value) {
+    let mut response = agent.get(url).call().unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+/// The campaign's lifetime totals (bids, imps, clicks).
+fn totals(local: &Local, campaign: i64) -> (i64, i64, i64) {
+    let (status, body) = get(
+        &agent(),
+        &format!("{}/reports/campaigns/{campaign}", local.reports()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let count = |key: &str| body[key].as_i64().unwrap();
+    (count("bids"), count("imps"), count("clicks"))
+}
+
+/// Polls the report until `done` holds for it, or fails after a generous deadline.
+fn wait_for(
+    local: &Local,
+    campaign: i64,
+    done: impl Fn((i64, i64, i64)) -> bool,
+) -> (i64, i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = totals(local, campaign);
+        if done(counts) {
+            return counts;
+        }
+        assert!(Instant::now() < deadline, "the report stayed at {counts:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends `requests` from `threads` concurrent clients; the (route, body) pairs answered 200.
+fn send_all(local: &Local, requests: &[(&'static str, String)], threads: usize) -> usize {
+    let queue = Arc::new(Mutex::new(requests.to_vec()));
+    let accepted = Arc::new(Mutex::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (queue, accepted, api) = (
+                Arc::clone(&queue),
+                Arc::clone(&accepted),
+                local.api().to_owned(),
+            );
+            scope.spawn(move || {
+                let agent = agent();
+                while let Some((route, body)) = queue.lock().unwrap().pop() {
+                    let (status, answer) = post(&agent, &format!("{api}/{route}"), &body);
+                    assert_eq!(status, 200, "{route} {body}: {answer}");
+                    *accepted.lock().unwrap() += 1;
+                }
+            });
+        }
+    });
+    let accepted = *accepted.lock().unwrap();
+    accepted
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sdp-local-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn the_integration_scenario_is_counted_exactly_and_survives_a_restart() {
+    let dir = data_dir("scenario");
+    let local = Local::start(&dir);
+    for key in ["UrlForAPI", "UrlForReports", "UrlForPredictions"] {
+        assert!(
+            local.urls[key].starts_with("http://127.0.0.1:"),
+            "{:?}",
+            local.urls
+        );
+    }
+
+    // The original's scenario: 100 bids, 60 impressions, 25 clicks, posted concurrently, every
+    // seventh request sent twice.
+    let campaign = 1_463_517;
+    let requests = integration_scenario(100, 60, 25, campaign);
+    assert!(requests.len() > 185, "duplicates are included");
+    assert_eq!(send_all(&local, &requests, 8), requests.len());
+    assert_eq!(
+        wait_for(&local, campaign, |c| c == (100, 60, 25)),
+        (100, 60, 25)
+    );
+    // Nothing more arrives later: duplicates were not counted late either.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(totals(&local, campaign), (100, 60, 25));
+
+    // A second `sdp local` on the same data directory is refused, naming the reason.
+    let second = Command::new(env!("CARGO_BIN_EXE_sdp"))
+        .args(["local", "--port", "0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("is in use by another process (is another `sdp local` running"),
+        "{stderr}"
+    );
+
+    // A clean stop, then a restart on the same directory: the same counts, none twice.
+    assert!(local.stop().success());
+    let local = Local::start(&dir);
+    assert_eq!(totals(&local, campaign), (100, 60, 25));
+    assert!(local.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_requests_get_the_documented_status_with_the_field_named() {
+    let dir = data_dir("errors");
+    let local = Local::start(&dir);
+    let agent = agent();
+    let api = local.api().to_owned();
+    let error = |status: u16, body: &str, route: &str| {
+        let (got, text) = post(&agent, &format!("{api}/{route}"), body);
+        assert_eq!(got, status, "{route} {body}: {text}");
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    assert_eq!(
+        error(400, r#"{"tx_id":"a","campaign_item_id":1}"#, "bid")["field"],
+        "app_uid"
+    );
+    assert_eq!(
+        error(
+            400,
+            r#"{"tx_id":"a","app_uid":"u","campaign_item_id":"x"}"#,
+            "bid"
+        )["field"],
+        "campaign_item_id"
+    );
+    assert_eq!(
+        error(400, r#"{"tx_id":"a","win_price":-1}"#, "impression")["field"],
+        "win_price"
+    );
+    error(400, "{not json", "click");
+    error(404, r#"{"tx_id":"a"}"#, "bids");
+    let (status, _) = match agent
+        .post(format!("{api}/click"))
+        .header("content-type", "text/plain")
+        .send(r#"{"tx_id":"a"}"#)
+    {
+        Ok(r) => (r.status().as_u16(), ()),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 415);
+    let (status, _) = post(&agent, &format!("{api}/click"), &"x".repeat(1_048_577));
+    assert_eq!(status, 413);
+    let (status, body) = get(
+        &agent,
+        &format!("{}/reports/campaigns/abc", local.reports()),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = get(
+        &agent,
+        &format!(
+            "{}/reports/campaigns/1/period?period=FORTNIGHTS",
+            local.reports()
+        ),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("period")),
+        "{body}"
+    );
+    let (status, body) = get(&agent, &format!("{}/reports/campaigns/9", local.reports()));
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"campaign_item_id": 9, "bids": 0, "imps": 0, "clicks": 0})
+    );
+    assert!(local.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bid, its impression and its click.
+fn transaction(tx: &str, campaign: i64) -> [(&'static str, String); 3] {
+    [
+        (
+            "bid",
+            json!({"tx_id": tx, "app_uid": "u", "campaign_item_id": campaign}).to_string(),
+        ),
+        (
+            "impression",
+            json!({"tx_id": tx, "win_price": 5}).to_string(),
+        ),
+        ("click", json!({"tx_id": tx}).to_string()),
+    ]
+}
+
+#[test]
+fn kill_9_under_load_loses_no_event_answered_200_and_counts_none_twice() {
+    let dir = data_dir("crash");
+    let local = Local::start(&dir);
+    let campaign = 77;
+    let api = local.api().to_owned();
+    let stop = AtomicBool::new(false);
+    // Every transaction begun (answered or not) and the bids answered 200.
+    let begun: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let acked_bids = Mutex::new(0_i64);
+    std::thread::scope(|scope| {
+        for client in 0..6 {
+            let (api, stop, begun, acked_bids) = (&api, &stop, &begun, &acked_bids);
+            scope.spawn(move || {
+                let agent = agent();
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let tx = format!("crash-{client}-{i}");
+                    begun.lock().unwrap().push(tx.clone());
+                    for (route, body) in transaction(&tx, campaign) {
+                        let (status, _) = post(&agent, &format!("{api}/{route}"), &body);
+                        match status {
+                            200 if route == "bid" => *acked_bids.lock().unwrap() += 1,
+                            200 => {}
+                            0 => return, // the server is gone
+                            other => panic!("{route}: status {other}"),
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        local.kill_9();
+        stop.store(true, Ordering::Relaxed);
+    });
+    let acked_bids = *acked_bids.lock().unwrap();
+    let begun = begun.into_inner().unwrap();
+    assert!(
+        acked_bids > 50,
+        "the load was real: {acked_bids} bids accepted"
+    );
+    eprintln!(
+        "killed with -9 after {acked_bids} bids answered 200, {} transactions begun",
+        begun.len()
+    );
+
+    // After the restart, every bid answered 200 is counted (some not answered may be too: they
+    // were stored before the kill cut the answer off).
+    let local = Local::start(&dir);
+    let bids_sent = begun.len() as i64;
+    let (bids, _, _) = wait_for(&local, campaign, |(bids, _, _)| bids >= acked_bids);
+    assert!(bids <= bids_sent, "{bids} counted of {bids_sent} sent");
+
+    // Clients retry every transaction they began; now each is complete, and counted once.
+    let retries: Vec<_> = begun
+        .iter()
+        .flat_map(|tx| transaction(tx, campaign))
+        .collect();
+    send_all(&local, &retries, 6);
+    let expected = (bids_sent, bids_sent, bids_sent);
+    assert_eq!(wait_for(&local, campaign, |c| c == expected), expected);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(totals(&local, campaign), expected, "no event counted twice");
+    assert!(local.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,136 @@
+//! Starting and stopping the local platform: the log, the state, the processor and the server,
+//! in the order that loses nothing on the way down.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use sdp_core::join::JoinConfig;
+use sdp_core::ports::StoreError;
+
+use crate::log::LocalLog;
+use crate::server::{self, Apis, INGEST_BASE, PREDICTIONS_BASE};
+use crate::state::LocalState;
+
+pub struct Options {
+    pub data_dir: PathBuf,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub join: JoinConfig,
+}
+
+/// The base URLs, named like the stack outputs of a deploy.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    pub api: String,
+    pub reports: String,
+    pub predictions: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+}
+
+/// A running platform; [`Running::shutdown`] stops it cleanly.
+pub struct Running {
+    pub urls: Urls,
+    pub address: SocketAddr,
+    stop_server: watch::Sender<bool>,
+    stop_processor: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    writer: std::thread::JoinHandle<()>,
+    processor: std::thread::JoinHandle<()>,
+}
+
+pub async fn start(options: Options) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| StartError::DataDir {
+        path: options.data_dir.clone(),
+        source,
+    })?;
+    let (log, writer) = LocalLog::open(&options.data_dir.join("log.redb"))?;
+    let state = LocalState::open(&options.data_dir.join("state.redb"))?;
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)))
+        .await
+        .map_err(|source| StartError::Listen {
+            port: options.port,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| StartError::Listen {
+        port: options.port,
+        source,
+    })?;
+
+    let (stop_processor, processor_stopped) = watch::channel(false);
+    let (reader, processor_state, join) = (log.reader(), state.clone(), options.join);
+    // Its own thread: commits sync to disk, which must not stall the HTTP workers.
+    let processor = std::thread::Builder::new()
+        .name("sdp-processor".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(crate::processor::run(
+                    reader,
+                    processor_state,
+                    join,
+                    processor_stopped,
+                )),
+                Err(err) => eprintln!("processor: cannot start its runtime: {err}"),
+            }
+        })
+        .map_err(|e| StoreError::Permanent {
+            message: format!("cannot start the processor: {e}"),
+            source: None,
+        })?;
+
+    let (stop_server, server_stopped) = watch::channel(false);
+    let server = tokio::spawn(server::serve(
+        listener,
+        Arc::new(Apis { log, state }),
+        server_stopped,
+    ));
+    let base = format!("http://{address}");
+    Ok(Running {
+        urls: Urls {
+            api: format!("{base}{INGEST_BASE}"),
+            reports: base.clone(),
+            predictions: format!("{base}{PREDICTIONS_BASE}"),
+        },
+        address,
+        stop_server,
+        stop_processor,
+        server,
+        writer,
+        processor,
+    })
+}
+
+impl Running {
+    /// Stops accepting requests, answers those in flight, commits every accepted event, processes
+    /// the log to its end, and closes the databases.
+    pub async fn shutdown(self) {
+        let _ = self.stop_server.send(true);
+        let _ = self.server.await; // drops the server's log handle: the writer drains and ends
+        let (writer, processor, stop_processor) =
+            (self.writer, self.processor, self.stop_processor);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = writer.join();
+            let _ = stop_processor.send(true);
+            let _ = processor.join();
+        })
+        .await;
+    }
+}

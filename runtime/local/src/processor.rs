@@ -1,0 +1,74 @@
+//! The local stream processor, in place of the Kinesis-triggered Lambda: it reads the log after
+//! the last processed sequence number and runs the same `process_batch` as the Lambda. A batch
+//! processed again after a crash (before its offset was saved) changes nothing: the join state
+//! records what was counted, as it does for Lambda's retries.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use sdp_core::join::JoinConfig;
+use sdp_core::processor::process_batch;
+
+use crate::log::LogReader;
+use crate::state::LocalState;
+
+/// Events per batch: the Lambda's event-source batch size.
+const BATCH: usize = 500;
+
+/// Runs until `stop` turns true and every committed event has been processed.
+pub async fn run(
+    log: LogReader,
+    state: LocalState,
+    config: JoinConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut appended = log.watch_last();
+    let mut offset = loop {
+        match state.processed() {
+            Ok(offset) => break offset,
+            Err(err) => {
+                eprintln!("processor: reading the offset failed, retrying: {err}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let batch = match log.read_after(offset, BATCH) {
+            Ok(batch) => batch,
+            Err(err) => {
+                eprintln!("processor: reading the log failed, retrying: {err}");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let Some(&(last, _)) = batch.last() else {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        };
+        let events = batch.into_iter().map(|(_, event)| event).collect();
+        let saved = match process_batch(&state, &config, events).await {
+            Ok(_) => state.set_processed(last).map_err(|e| e.to_string()),
+            Err(err) => Err(sdp_core::ports::with_causes(&err)),
+        };
+        match saved {
+            Ok(()) => {
+                offset = last;
+                backoff = Duration::from_millis(100);
+            }
+            Err(err) => {
+                eprintln!("processor: events up to {last} failed, retrying: {err}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
