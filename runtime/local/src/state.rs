@@ -146,3 +146,57 @@ impl AggregateReader for LocalState {
         Ok(windows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use sdp_core::join::{AggregateKey, Transaction};
+
+    use super::*;
+
+    fn change(read_version: u64, version: u64, bids: i64) -> StateChange {
+        let mut state = Transaction::new("t1");
+        state.version = version;
+        StateChange {
+            read_version,
+            state,
+            increments: vec![(
+                AggregateKey {
+                    campaign_item_id: 7,
+                    period: 600,
+                },
+                Counts {
+                    bids,
+                    imps: 0,
+                    clicks: 0,
+                },
+            )],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_change_is_a_conflict_and_adds_nothing_as_with_dynamodb() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = LocalState::open(&dir.path().join("state.redb")).unwrap();
+        let first = state.commit(vec![change(0, 1, 1)]).await.unwrap();
+        assert!(first.conflicts.is_empty());
+        // Written by someone who read version 0 too: refused, its increment not applied.
+        let stale = state.commit(vec![change(0, 1, 1)]).await.unwrap();
+        assert_eq!(stale.conflicts, vec!["t1".to_owned()]);
+        let next = state.commit(vec![change(1, 2, 1)]).await.unwrap();
+        assert!(next.conflicts.is_empty());
+        let windows = state.campaign(7, 0, 1000).await.unwrap();
+        assert_eq!(windows.len(), 1);
+        assert_eq!(windows[0].counts.bids, 2);
+        assert_eq!(state.load(&["t1".into()]).await.unwrap()["t1"].version, 2);
+    }
+
+    #[tokio::test]
+    async fn the_processed_offset_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        LocalState::open(&path).unwrap().set_processed(42).unwrap();
+        assert_eq!(LocalState::open(&path).unwrap().processed().unwrap(), 42);
+    }
+}
