@@ -87,9 +87,10 @@ fn sort_columns(dataset: &Dataset) -> &'static [&'static str] {
     }
 }
 
-/// The compression of every column. zstd level 3: on this lake's rows it writes markedly smaller
-/// files than snappy at a write speed far above what a compaction needs (bench/compact.sh measures
-/// both), and Athena, DuckDB and pyarrow all read it.
+/// The compression of every column: zstd level 3. Compaction runs once per partition and the files
+/// are scanned by every query after, so size (S3 storage, Athena's bytes scanned) outweighs write
+/// speed; bench/compact.sh writes the same rows with zstd and with snappy to show the difference.
+/// Athena, DuckDB and pyarrow all read zstd.
 fn properties() -> Result<WriterProperties, CompactError> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
