@@ -22,11 +22,22 @@ fn main() -> Result<()> {
         .map(|p| Ok((p.display().to_string(), std::fs::read(p)?)))
         .collect::<Result<_>>()?;
     let input_bytes: usize = inputs.iter().map(|(_, b)| b.len()).sum();
-    let bcns = DATASETS.iter().find(|d| d.name == "bcns").context("no bcns dataset")?;
+    let bcns = DATASETS
+        .iter()
+        .find(|d| d.name == "bcns")
+        .context("no bcns dataset")?;
     let compacted = sdp_lake::compact::compact(bcns, &inputs)?;
     std::fs::write(out, &compacted.parquet)?;
     let seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(compacted.rejected.is_empty(), "rejected lines: {:?}", compacted.rejected.first());
-    println!("{} {input_bytes} {} {seconds:.3}", compacted.rows, compacted.parquet.len());
+    anyhow::ensure!(
+        compacted.rejected.is_empty(),
+        "rejected lines: {:?}",
+        compacted.rejected.first()
+    );
+    println!(
+        "{} {input_bytes} {} {seconds:.3}",
+        compacted.rows,
+        compacted.parquet.len()
+    );
     Ok(())
 }

@@ -181,6 +181,50 @@ fn the_integration_scenario_is_counted_exactly_and_survives_a_restart() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(totals(&local, campaign), (100, 60, 25));
 
+    // The raw lake under the data directory: every accepted event in `bcns`, and the joined
+    // impressions and clicks with their bid's campaign; compacted, exactly 60 and 25 rows.
+    let raw = |dataset: &str| -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut dirs = vec![dir.join("lake/raw").join(dataset)];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "json") {
+                    files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        files
+    };
+    let bcns_lines: usize = raw("bcns")
+        .iter()
+        .map(|(_, b)| b.iter().filter(|c| **c == b'\n').count())
+        .sum();
+    assert_eq!(
+        bcns_lines,
+        requests.len(),
+        "every accepted event is in raw/bcns"
+    );
+    for (name, expected) in [("impressions", 60), ("clicks", 25)] {
+        let dataset = sdp_core::lake::DATASETS
+            .iter()
+            .find(|d| d.name == name)
+            .unwrap();
+        let compacted = sdp_lake::compact::compact(dataset, &raw(name)).unwrap();
+        assert_eq!(
+            (compacted.rows, compacted.rejected.len()),
+            (expected, 0),
+            "{name}"
+        );
+    }
+    let impressions = raw("impressions");
+    let first_row: Value =
+        serde_json::from_slice(impressions[0].1.split(|c| *c == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first_row["campaign_item_id"], campaign, "{first_row}");
+    assert_eq!(first_row["domain"], "www.google.com", "{first_row}");
+
     // A second `sdp local` on the same data directory is refused, naming the reason.
     let second = Command::new(env!("CARGO_BIN_EXE_sdp"))
         .args(["local", "--port", "0", "--data-dir"])

@@ -3,12 +3,14 @@
 //! - [`log`]: a durable event log in place of Kinesis (an event answered 200 is on disk);
 //! - [`state`]: the join state and aggregates in place of DynamoDB;
 //! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda;
+//! - [`lake`]: the raw JSON-lines layer of the lake, in place of Firehose;
 //! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
 //!
 //! The embedded database is redb: pure Rust (no C toolchain, builds wherever `sdp` does), ACID
 //! transactions whose commit is synced to disk, readers that never block the writer, and a file
 //! lock that refuses a second process. Must not depend on the AWS SDK.
 
+pub mod lake;
 pub mod log;
 pub mod platform;
 pub mod processor;

@@ -74,6 +74,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 
     let (stop_processor, processor_stopped) = watch::channel(false);
     let (reader, processor_state, join) = (log.reader(), state.clone(), options.join);
+    let lake = crate::lake::RawLake::new(&options.data_dir);
     // Its own thread: commits sync to disk, which must not stall the HTTP workers.
     let processor = std::thread::Builder::new()
         .name("sdp-processor".into())
@@ -85,6 +86,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
                 Ok(runtime) => runtime.block_on(crate::processor::run(
                     reader,
                     processor_state,
+                    lake,
                     join,
                     processor_stopped,
                 )),

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use sdp_core::events::Event;
 use sdp_core::join::JoinConfig;
+use sdp_core::ports::StateStore;
 use sdp_core::processor::process_batch;
 
+use crate::lake::RawLake;
 use crate::log::LogReader;
 use crate::state::LocalState;
 
@@ -20,6 +23,7 @@ const BATCH: usize = 500;
 pub async fn run(
     log: LogReader,
     state: LocalState,
+    lake: RawLake,
     config: JoinConfig,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -43,7 +47,7 @@ pub async fn run(
                 continue;
             }
         };
-        let Some(&(last, _)) = batch.last() else {
+        let (Some(&(first, _)), Some(&(last, _))) = (batch.first(), batch.last()) else {
             if *stop.borrow() {
                 return;
             }
@@ -54,9 +58,11 @@ pub async fn run(
             }
             continue;
         };
-        let events = batch.into_iter().map(|(_, event)| event).collect();
-        let saved = match process_batch(&state, &config, events).await {
-            Ok(_) => state.set_processed(last).map_err(|e| e.to_string()),
+        let events: Vec<Event> = batch.into_iter().map(|(_, event)| event).collect();
+        let saved = match process_batch(&state, &config, events.clone()).await {
+            Ok(_) => land(&state, &lake, (first, last), &events)
+                .await
+                .and_then(|()| state.set_processed(last).map_err(|e| e.to_string())),
             Err(err) => Err(sdp_core::ports::with_causes(&err)),
         };
         match saved {
@@ -71,4 +77,19 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Writes the batch's rows to the raw lake, after its commit and before its offset is saved: a
+/// crash in between writes them again, as exact duplicates.
+async fn land(
+    state: &LocalState,
+    lake: &RawLake,
+    seqs: (u64, u64),
+    events: &[Event],
+) -> Result<(), String> {
+    let tx_ids: Vec<String> = events.iter().map(|e| e.tx_id.clone()).collect();
+    let states = state.load(&tx_ids).await.map_err(|e| e.to_string())?;
+    let states: Vec<_> = states.into_values().collect();
+    lake.write_batch(seqs, events, &states)
+        .map_err(|e| format!("writing the raw lake failed: {e}"))
 }
