@@ -8,7 +8,10 @@
 pub mod events;
 pub mod join;
 pub mod lake;
+pub mod model;
 pub mod ports;
 pub mod processor;
 pub mod reports;
+pub mod synthetic;
+pub mod train;
 pub mod window;
