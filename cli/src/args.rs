@@ -49,6 +49,11 @@ pub struct LocalArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 
+    /// Retrain the win-probability model every SECONDS when new bids arrived (the trainer Lambda's
+    /// schedule); a new model serves only if it is not worse on held-out bids.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub train_every: u64,
+
     /// How to print the URLs on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

@@ -25,9 +25,14 @@ struct Local {
 
 impl Local {
     fn start(data_dir: &Path) -> Local {
+        Local::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Local {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sdp"))
             .args(["local", "--port", "0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -393,6 +398,84 @@ fn kill_9_under_load_loses_no_event_answered_200_and_counts_none_twice() {
     assert_eq!(wait_for(&local, campaign, |c| c == expected), expected);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(totals(&local, campaign), expected, "no event counted twice");
+    assert!(local.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The score `sdp local` predicts for a bid of `campaign` on `domain`.
+fn predict(local: &Local, campaign: &str, domain: &str) -> f64 {
+    let body = json!({"campaignItemId": campaign, "domain": domain, "creativeId": "c",
+                      "creativeCategory": "cat", "winPrice": 100});
+    let (status, text) = post(
+        &agent(),
+        &local.urls["UrlForPredictions"],
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        matches!(answer["predictions"][0]["predicted_label"].as_f64(), Some(l) if l == 0.0 || l == 1.0),
+        "{answer}"
+    );
+    answer["predictions"][0]["score"].as_f64().unwrap()
+}
+
+#[test]
+fn predictions_answer_from_the_start_and_learn_from_the_lake() {
+    let dir = data_dir("predict");
+    let local = Local::start_with(&dir, &["--train-every", "1"]);
+    // The bootstrap model: an answer in the documented shape before any data.
+    assert_eq!(predict(&local, "1", "win.example"), 0.5);
+    let (status, text) = post(
+        &agent(),
+        &local.urls["UrlForPredictions"],
+        r#"{"campaignItemId":"1","domain":"d","creativeId":"c","creativeCategory":"x"}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(text.contains(r#""field":"winPrice""#), "{text}");
+
+    // Campaign 1's bids on win.example all win an impression; campaign 2's on lose.example none.
+    let mut requests = Vec::new();
+    for i in 0..300 {
+        let (campaign, domain) = if i % 2 == 0 {
+            (1, "win.example")
+        } else {
+            (2, "lose.example")
+        };
+        let tx = format!("p-{i}");
+        requests.push((
+            "bid",
+            json!({"tx_id": tx, "app_uid": "u", "campaign_item_id": campaign, "domain": domain,
+                   "creative_id": "c", "creative_category": "cat", "win_price": 100})
+            .to_string(),
+        ));
+        if campaign == 1 {
+            requests.push((
+                "impression",
+                json!({"tx_id": tx, "win_price": 90}).to_string(),
+            ));
+        }
+    }
+    send_all(&local, &requests, 4);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (winner, loser) = (
+            predict(&local, "1", "win.example"),
+            predict(&local, "2", "lose.example"),
+        );
+        if winner > 0.7 && loser < 0.3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the model did not learn: {winner} vs {loser}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The promoted model is on disk: after a restart it serves at once.
+    assert!(local.stop().success());
+    let local = Local::start_with(&dir, &["--train-every", "3600"]);
+    assert!(predict(&local, "1", "win.example") > 0.7);
     assert!(local.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,6 +27,7 @@ pub fn run(args: &LocalArgs) -> Result<(), Failure> {
             data_dir: args.data_dir.clone(),
             port: args.port,
             join,
+            train_every: std::time::Duration::from_secs(args.train_every.max(1)),
         })
         .await
         .map_err(|e| Failure::CouldNotRun(e.into()))?;

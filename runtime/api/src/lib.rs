@@ -1,4 +1,4 @@
-//! `sdp-api`: what the ingestion and reports APIs answer, as plain request → response functions
+//! `sdp-api`: what the ingestion, reports and predictions APIs answer, as plain request → response functions
 //! over the ports of `sdp-core`. The Lambda functions (behind API Gateway) and `sdp local` (a
 //! loopback HTTP server) both translate their transport to [`Request`] and back, so the routes,
 //! validation and status codes of CONTRACT.md §4 are implemented once.
@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod ingest;
+pub mod predict;
 pub mod reports;
 
 pub use http::{Request, Response};

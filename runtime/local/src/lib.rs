@@ -4,6 +4,8 @@
 //! - [`state`]: the join state and aggregates in place of DynamoDB;
 //! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda;
 //! - [`lake`]: the raw JSON-lines layer of the lake, in place of Firehose;
+//! - [`trainer`]: the win-probability model retrained from the raw lake, in place of the trainer
+//!   Lambda, behind the predictions API;
 //! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
 //!
 //! The embedded database is redb: pure Rust (no C toolchain, builds wherever `sdp` does), ACID
@@ -16,6 +18,7 @@ pub mod platform;
 pub mod processor;
 pub mod server;
 pub mod state;
+pub mod trainer;
 
 use std::path::Path;
 

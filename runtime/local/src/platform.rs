@@ -20,6 +20,8 @@ pub struct Options {
     /// 0 picks a free port.
     pub port: u16,
     pub join: JoinConfig,
+    /// How often the model is retrained (when bids arrived since the last time).
+    pub train_every: std::time::Duration,
 }
 
 /// The base URLs, named like the stack outputs of a deploy.
@@ -50,6 +52,7 @@ pub struct Running {
     stop_server: watch::Sender<bool>,
     stop_processor: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    trainer: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
     processor: std::thread::JoinHandle<()>,
 }
@@ -99,9 +102,16 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         })?;
 
     let (stop_server, server_stopped) = watch::channel(false);
+    let model = crate::trainer::load_serving(&options.data_dir);
+    let trainer = tokio::spawn(crate::trainer::run(
+        options.data_dir.clone(),
+        Arc::clone(&model),
+        options.train_every,
+        server_stopped.clone(),
+    ));
     let server = tokio::spawn(server::serve(
         listener,
-        Arc::new(Apis { log, state }),
+        Arc::new(Apis { log, state, model }),
         server_stopped,
     ));
     let base = format!("http://{address}");
@@ -115,6 +125,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         stop_server,
         stop_processor,
         server,
+        trainer,
         writer,
         processor,
     })
@@ -126,6 +137,7 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop_server.send(true);
         let _ = self.server.await; // drops the server's log handle: the writer drains and ends
+        let _ = self.trainer.await;
         let (writer, processor, stop_processor) =
             (self.writer, self.processor, self.stop_processor);
         let _ = tokio::task::spawn_blocking(move || {

@@ -17,6 +17,7 @@ use sdp_core::events::MAX_BODY_BYTES;
 
 use crate::log::LocalLog;
 use crate::state::LocalState;
+use crate::trainer::Serving;
 
 /// Base paths: `{UrlForAPI}` is `/ingest`, `{UrlForReports}` the root (its routes start with
 /// `/reports/`), `{UrlForPredictions}` is `/predictions`.
@@ -26,6 +27,7 @@ pub const PREDICTIONS_BASE: &str = "/predictions";
 pub struct Apis {
     pub log: LocalLog,
     pub state: LocalState,
+    pub model: Serving,
 }
 
 /// Serves until `stop` turns true, then lets the requests in flight finish.
@@ -108,12 +110,19 @@ async fn answer(apis: &Apis, request: hyper::Request<Incoming>) -> hyper::Respon
             ..request
         };
         sdp_api::ingest::handle(&apis.log, &request, now_ms).await
-    } else if below(&path, PREDICTIONS_BASE).is_some() {
-        Response::error(
-            501,
-            "predictions are not served by sdp local yet: the model (trainer and predict) is still to come",
-            None,
-        )
+    } else if let Some(rest) = below(&path, PREDICTIONS_BASE) {
+        let model = apis.model.read().map(|m| std::sync::Arc::clone(&m));
+        match model {
+            Ok(model) => sdp_api::predict::handle(
+                &model,
+                &Request {
+                    path: rest.to_owned(),
+                    ..request
+                },
+                now_ms,
+            ),
+            Err(_) => Response::error(500, "the model is unavailable", None),
+        }
     } else {
         sdp_api::reports::handle(&apis.state, &request, now_ms / 1000).await
     };
