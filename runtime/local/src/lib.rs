@@ -4,6 +4,7 @@
 //! - [`state`]: the join state and aggregates in place of DynamoDB;
 //! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda;
 //! - [`lake`]: the raw JSON-lines layer of the lake, in place of Firehose;
+//! - [`compactor`]: closed hours of the raw lake into Parquet, in place of the compactor Lambda;
 //! - [`trainer`]: the win-probability model retrained from the raw lake, in place of the trainer
 //!   Lambda, behind the predictions API;
 //! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
@@ -12,6 +13,7 @@
 //! transactions whose commit is synced to disk, readers that never block the writer, and a file
 //! lock that refuses a second process. Must not depend on the AWS SDK.
 
+pub mod compactor;
 pub mod lake;
 pub mod log;
 pub mod platform;

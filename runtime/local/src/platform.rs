@@ -53,6 +53,7 @@ pub struct Running {
     stop_processor: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     trainer: tokio::task::JoinHandle<()>,
+    compactor: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
     processor: std::thread::JoinHandle<()>,
 }
@@ -109,6 +110,10 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         options.train_every,
         server_stopped.clone(),
     ));
+    let compactor = tokio::spawn(crate::compactor::run(
+        options.data_dir.clone(),
+        server_stopped.clone(),
+    ));
     let server = tokio::spawn(server::serve(
         listener,
         Arc::new(Apis { log, state, model }),
@@ -126,6 +131,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         stop_processor,
         server,
         trainer,
+        compactor,
         writer,
         processor,
     })
@@ -138,6 +144,7 @@ impl Running {
         let _ = self.stop_server.send(true);
         let _ = self.server.await; // drops the server's log handle: the writer drains and ends
         let _ = self.trainer.await;
+        let _ = self.compactor.await;
         let (writer, processor, stop_processor) =
             (self.writer, self.processor, self.stop_processor);
         let _ = tokio::task::spawn_blocking(move || {

@@ -1,0 +1,233 @@
+//! Local compaction: each closed hour of the raw lake becomes one Parquet file under
+//! `<data-dir>/lake/parquet/<dataset>/dt=…/hour=…/`, written by `sdp-lake` as the compactor Lambda
+//! writes S3. The file is named by a fingerprint of its inputs: a rerun with the same raw files
+//! finds it and does nothing; a late raw file changes the fingerprint, so the partition is
+//! compacted again, whole, and the previous file is removed once the new one is in place.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use sdp_core::lake::{Format, DATASETS};
+
+/// How long after its hour ends a partition counts as closed: late events still land in it after
+/// that (and cause a new compaction), but most arrive within the session timeouts.
+pub const GRACE_MS: i64 = 15 * 60 * 1000;
+
+/// How often closed partitions are looked for.
+pub const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Compacts closed partitions every [`EVERY`] until `stop` turns true.
+pub async fn run(data_dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let dir = data_dir.clone();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        match tokio::task::spawn_blocking(move || compact_closed(&dir, now_ms)).await {
+            Ok(Ok(written)) => {
+                for w in written {
+                    eprintln!("compactor: wrote {} ({} rows)", w.path.display(), w.rows);
+                }
+            }
+            Ok(Err(err)) => eprintln!("compactor: {err}"),
+            Err(err) => eprintln!("compactor: {err}"),
+        }
+    }
+}
+
+/// What one compaction wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub path: PathBuf,
+    pub rows: usize,
+    pub rejected: usize,
+}
+
+/// Compacts every closed partition whose inputs changed since its last compaction, at `now_ms`.
+pub fn compact_closed(data_dir: &Path, now_ms: i64) -> std::io::Result<Vec<Written>> {
+    let lake = data_dir.join("lake");
+    let mut written = Vec::new();
+    for dataset in DATASETS.iter().filter(|d| d.name != "aggregates") {
+        for (dt, hour) in partitions(&lake.join(dataset.prefix(Format::Raw)))? {
+            if !closed(&dt, &hour, now_ms) {
+                continue;
+            }
+            let raw = lake.join(dataset.partition_prefix(Format::Raw, &dt, &hour));
+            let out = lake.join(dataset.partition_prefix(Format::Parquet, &dt, &hour));
+            if let Some(w) = compact_partition(dataset, &raw, &out)? {
+                written.push(w);
+            }
+        }
+    }
+    Ok(written)
+}
+
+fn compact_partition(
+    dataset: &sdp_core::lake::Dataset,
+    raw: &Path,
+    out: &Path,
+) -> std::io::Result<Option<Written>> {
+    let mut inputs: Vec<PathBuf> = files(raw, "json")?;
+    inputs.sort();
+    let mut fingerprint = Sha256::new();
+    for input in &inputs {
+        fingerprint.update(
+            input
+                .file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        fingerprint.update(std::fs::metadata(input)?.len().to_le_bytes());
+    }
+    let name: String = fingerprint.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = out.join(format!("part-{name}.parquet"));
+    if path.exists() {
+        return Ok(None);
+    }
+    let contents = inputs
+        .iter()
+        .map(|p| Ok((p.display().to_string(), std::fs::read(p)?)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let compacted = sdp_lake::compact::compact(dataset, &contents)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    for bad in &compacted.rejected {
+        eprintln!("compactor: {} line {}: {}", bad.input, bad.line, bad.reason);
+    }
+    std::fs::create_dir_all(out)?;
+    // A leading dot hides the file being written from readers of the directory.
+    let temporary = out.join(format!(".part-{name}.parquet.tmp"));
+    let file = std::fs::File::create(&temporary)?;
+    std::io::Write::write_all(&mut &file, &compacted.parquet)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, &path)?;
+    for older in files(out, "parquet")?.into_iter().filter(|p| *p != path) {
+        std::fs::remove_file(older)?;
+    }
+    Ok(Some(Written {
+        path,
+        rows: compacted.rows,
+        rejected: compacted.rejected.len(),
+    }))
+}
+
+/// The (dt, hour) partitions under a dataset's raw prefix.
+fn partitions(root: &Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for day in subdirs(root)? {
+        let Some(dt) = strip(&day, "dt=") else {
+            continue;
+        };
+        for hour in subdirs(&day)? {
+            if let Some(hour) = strip(&hour, "hour=") {
+                found.push((dt.clone(), hour));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether the hour `dt`/`hour` (UTC) ended more than [`GRACE_MS`] before `now_ms`.
+fn closed(dt: &str, hour: &str, now_ms: i64) -> bool {
+    let parsed = format!("{dt}T{hour}:00:00Z").parse::<jiff::Timestamp>();
+    parsed.is_ok_and(|start| start.as_millisecond() + 3_600_000 + GRACE_MS <= now_ms)
+}
+
+fn strip(dir: &Path, prefix: &str) -> Option<String> {
+    dir.file_name()?
+        .to_str()?
+        .strip_prefix(prefix)
+        .map(str::to_owned)
+}
+
+fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn files(dir: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == extension)
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+            })
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const HOUR_2023: &str = "lake/raw/bcns/dt=2023-11-14/hour=22";
+    const NOW: i64 = 1_763_780_400_000; // 2025-11-22
+
+    fn raw(dir: &Path, partition: &str, name: &str, lines: &[&str]) {
+        let path = dir.join(partition);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join(name), lines.join("\n") + "\n").unwrap();
+    }
+
+    fn event(tx: &str) -> String {
+        format!(
+            r#"{{"tx_id":"{tx}","type":"click","ts":1700000000000,"received_at":1700000000000}}"#
+        )
+    }
+
+    #[test]
+    fn closed_hours_are_compacted_once_and_again_when_late_data_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (event("a"), event("b"), event("c"));
+        raw(dir.path(), HOUR_2023, "1-2.json", &[&a, &b]);
+        raw(
+            dir.path(),
+            "lake/raw/bcns/dt=2025-11-22/hour=03",
+            "3-3.json",
+            &[&c],
+        ); // still open
+        let first = compact_closed(dir.path(), NOW).unwrap();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].rows, 2);
+        assert!(first[0]
+            .path
+            .starts_with(dir.path().join("lake/parquet/bcns/dt=2023-11-14/hour=22")));
+        assert!(
+            compact_closed(dir.path(), NOW).unwrap().is_empty(),
+            "nothing changed"
+        );
+
+        // A late file (with a redelivered line): the hour is compacted again, whole, once.
+        raw(dir.path(), HOUR_2023, "7-9.json", &[&c, &a]);
+        let second = compact_closed(dir.path(), NOW).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].rows, 3);
+        let left = files(
+            &dir.path().join("lake/parquet/bcns/dt=2023-11-14/hour=22"),
+            "parquet",
+        )
+        .unwrap();
+        assert_eq!(left, vec![second[0].path.clone()], "the older file is gone");
+    }
+}
