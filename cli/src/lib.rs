@@ -1,8 +1,8 @@
 //! `sdp`: the deployer CLI of the Streaming Data Platform.
 //!
 //! Layering: `args` (clap only) → `commands/*` (one module per command) → pure modules
-//! (`regions`, `templates`, `render`). Only `aws/` (arriving with `sdp deploy`) may touch the AWS
-//! SDK; nothing here depends on the runtime's AWS adapters.
+//! (`regions`, `templates`, `render`, `stack`). Only `aws/` touches the AWS SDK; nothing here
+//! depends on the runtime's AWS adapters. `sdp local` runs the platform through `sdp-local`.
 //!
 //! Output discipline (CONTRACT.md §1): results go to stdout, progress and errors to stderr, and the
 //! exit code says what happened ([`exit::Failure`]).
