@@ -39,7 +39,10 @@ pub async fn serve(listener: TcpListener, apis: Arc<Apis>, mut stop: watch::Rece
             _ = stop.changed() => break,
         };
         let Ok((stream, _)) = accepted else {
-            continue; // a connection that failed before it started; the listener is fine
+            // A connection that failed before it started, or no file descriptors left: wait a
+            // little rather than spin, then go on listening.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
         };
         let apis = Arc::clone(&apis);
         let mut stop = stop.clone();
