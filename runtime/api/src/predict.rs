@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use sdp_core::events::MAX_BODY_BYTES;
-use sdp_core::model::{BidFeatures, Model};
+use sdp_core::model::{hour_of_day, BidFeatures, Model};
 
 use crate::http::{Request, Response};
 
@@ -62,7 +62,7 @@ fn parse(body: &[u8], now_ms: i64) -> Result<BidFeatures, Invalid> {
         creative_id: text(&fields, "creativeId")?,
         creative_category: text(&fields, "creativeCategory")?,
         win_price: price(&fields, "winPrice")?,
-        hour: u8::try_from(now_ms.rem_euclid(86_400_000) / 3_600_000).unwrap_or(0),
+        hour: hour_of_day(now_ms),
     })
 }
 

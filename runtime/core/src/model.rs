@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{Event, EventBody};
+
 /// The features a model may use: each is known at bid time.
 pub const BID_TIME_FEATURES: &[&str] = &[
     "campaign_item_id",
@@ -15,15 +17,6 @@ pub const BID_TIME_FEATURES: &[&str] = &[
     "creative_id",
     "creative_category",
     "win_price",
-    "hour",
-];
-
-/// The categorical features, hashed as `name=value`.
-const CATEGORICAL: &[&str] = &[
-    "campaign_item_id",
-    "domain",
-    "creative_id",
-    "creative_category",
     "hour",
 ];
 
@@ -50,7 +43,28 @@ pub struct BidFeatures {
 /// A sparse feature vector: (weight index, value).
 pub type Vector = Vec<(u32, f64)>;
 
+/// The hour of day (UTC, 0–23) of an epoch-millisecond time: the `hour` feature.
+pub fn hour_of_day(ts_ms: i64) -> u8 {
+    u8::try_from(ts_ms.rem_euclid(86_400_000) / 3_600_000).unwrap_or(0)
+}
+
 impl BidFeatures {
+    /// The features of a stored bid event (None for an impression or a click). Attributes the
+    /// client left out are empty, and a bid without a price offered none.
+    pub fn of_bid(event: &Event) -> Option<BidFeatures> {
+        let EventBody::Bid(bid) = &event.body else {
+            return None;
+        };
+        Some(BidFeatures {
+            campaign_item_id: bid.campaign_item_id.to_string(),
+            domain: bid.domain.clone().unwrap_or_default(),
+            creative_id: bid.creative_id.clone().unwrap_or_default(),
+            creative_category: bid.creative_category.clone().unwrap_or_default(),
+            win_price: bid.win_price.unwrap_or(0) as f64,
+            hour: hour_of_day(event.ts),
+        })
+    }
+
     /// The hashed, scaled feature vector, with `hash_bits` bits of index.
     pub fn vector(&self, hash_bits: u32) -> Vector {
         let mask = (1_u64 << hash_bits) - 1;
@@ -62,7 +76,6 @@ impl BidFeatures {
             ("creative_category", self.creative_category.clone()),
             ("hour", self.hour.to_string()),
         ];
-        debug_assert_eq!(values.len(), CATEGORICAL.len());
         let mut vector: Vector = values
             .iter()
             .map(|(name, value)| (index(&format!("{name}={value}")), 1.0))

@@ -25,9 +25,7 @@ pub async fn run(data_dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>
             _ = stop.changed() => return,
         }
         let dir = data_dir.clone();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = crate::now_ms();
         match tokio::task::spawn_blocking(move || compact_closed(&dir, now_ms)).await {
             Ok(Ok(written)) => {
                 for w in written {

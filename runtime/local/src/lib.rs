@@ -45,3 +45,10 @@ pub(crate) fn open_database(path: &Path) -> Result<Database, StoreError> {
         },
     })
 }
+
+/// The wall clock in epoch milliseconds: receive times, report defaults, model versions.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -106,7 +106,7 @@ async fn answer(apis: &Apis, request: hyper::Request<Incoming>) -> hyper::Respon
             .unwrap_or_default(),
         body,
     };
-    let now_ms = now_ms();
+    let now_ms = crate::now_ms();
     let response = if let Some(rest) = below(&path, INGEST_BASE) {
         let request = Request {
             path: rest.to_owned(),
@@ -180,12 +180,6 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use sdp_core::events::{Event, EventBody};
+use sdp_core::events::Event;
 use sdp_core::model::{BidFeatures, Model};
 use sdp_core::train::{metrics, should_promote, train, Example, TrainConfig};
 
@@ -113,7 +113,7 @@ fn train_once(
     if labels.iter().all(|y| *y) || !labels.iter().any(|y| *y) {
         return Ok(None); // one class only: nothing to rank yet
     }
-    let version = format!("{:020}", now_ms());
+    let version = format!("{:020}", crate::now_ms());
     let mut candidate = train(&fit, &config, &version);
     let evaluate = |model: &Model| {
         let scores: Vec<f64> = held_out.iter().map(|(b, _)| model.score(b)).collect();
@@ -151,20 +151,9 @@ fn read_lake(data_dir: &Path) -> std::io::Result<LakeBids> {
         let Ok(event) = serde_json::from_str::<Event>(&line) else {
             continue;
         };
-        if let EventBody::Bid(bid) = &event.body {
+        if let Some(features) = BidFeatures::of_bid(&event) {
             if seen.insert(event.tx_id.clone()) {
-                bids.push((
-                    event.tx_id.clone(),
-                    BidFeatures {
-                        campaign_item_id: bid.campaign_item_id.to_string(),
-                        domain: bid.domain.clone().unwrap_or_default(),
-                        creative_id: bid.creative_id.clone().unwrap_or_default(),
-                        creative_category: bid.creative_category.clone().unwrap_or_default(),
-                        win_price: bid.win_price.unwrap_or(0) as f64,
-                        hour: u8::try_from(event.ts.rem_euclid(86_400_000) / 3_600_000)
-                            .unwrap_or(0),
-                    },
-                ));
+                bids.push((event.tx_id, features));
             }
         }
     }
@@ -213,10 +202,4 @@ fn save(data_dir: &Path, model: &Model) -> std::io::Result<()> {
         let _ = std::fs::remove_file(old);
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
