@@ -32,6 +32,135 @@ pub enum Command {
     /// Run the platform on this machine, on loopback, with no AWS account: the ingestion and
     /// report APIs, stream processing and aggregates, kept in DIR across restarts.
     Local(LocalArgs),
+    /// SQL over the lake of `sdp local`: the raw_* and parquet_* tables, as on Athena. Without
+    /// SQL, reads statements from stdin (interactively on a terminal).
+    Query(QueryArgs),
+    /// Check a running platform end to end: send a tagged run of the integration scenario (with
+    /// duplicates and invalid requests), wait for the report to count it exactly, check the
+    /// refusals and a prediction. Exit 0 only if everything held.
+    Verify(VerifyArgs),
+    /// Offer a constant rate of realistic bid/impression/click traffic (an open model) and report
+    /// throughput, errors and latency percentiles; then check the reports counted exactly what was
+    /// accepted.
+    Load(LoadArgs),
+}
+
+/// Where the platform is: a deployed stack (URLs from its outputs), or URLs given directly (e.g.
+/// the ones `sdp local` prints). The URLs win when both are given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// AWS region of the deployed stack.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Name of the deployed stack.
+    #[arg(long, default_value = "sdp", env = "SDP_STACK_NAME")]
+    pub stack_name: String,
+
+    /// The ingestion API's base URL (UrlForAPI).
+    #[arg(long, value_name = "URL", requires_all = ["reports", "predictions"])]
+    pub api: Option<String>,
+
+    /// The reports API's base URL (UrlForReports).
+    #[arg(long, value_name = "URL", requires_all = ["api", "predictions"])]
+    pub reports: Option<String>,
+
+    /// The predictions API's URL (UrlForPredictions).
+    #[arg(long, value_name = "URL", requires_all = ["api", "reports"])]
+    pub predictions: Option<String>,
+
+    /// The API key, for a stack deployed with ApiAuth=API_KEY.
+    #[arg(long, value_name = "KEY", env = "SDP_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Bids to send (N).
+    #[arg(long, default_value_t = 100)]
+    pub bids: usize,
+
+    /// Bids that get an impression (M ≤ N).
+    #[arg(long, default_value_t = 60)]
+    pub impressions: usize,
+
+    /// Impressions that get a click (K ≤ M).
+    #[arg(long, default_value_t = 25)]
+    pub clicks: usize,
+
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// How long to wait for the report to count the run exactly, e.g. 120s or 5m.
+    #[arg(long, value_name = "DURATION", default_value = "120s")]
+    pub deadline: String,
+
+    /// Progress and result as lines (`text`), or one JSON summary on stdout (`json`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Requests per second to offer, whatever the answers (constant arrival rate).
+    #[arg(long)]
+    pub rate: f64,
+
+    /// How long to offer it, e.g. 30s or 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: String,
+
+    /// Requests in flight at most; an arrival beyond it waits, and the wait counts in its latency.
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+
+    /// A request with no answer after this long counts as failed, e.g. 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
+
+    /// How long to wait for the reports to count every accepted event, e.g. 120s.
+    #[arg(long, value_name = "DURATION", default_value = "120s")]
+    pub deadline: String,
+
+    /// Result as lines (`text`), or one JSON summary on stdout (`json`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The data directory of `sdp local`.
+    #[arg(long, value_name = "DIR", default_value = ".sdp/local")]
+    pub data_dir: PathBuf,
+
+    /// How to print each result.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: QueryFormat,
+
+    /// The statements to run, `;`-separated; read from stdin when omitted.
+    #[arg(value_name = "SQL")]
+    pub sql: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// An aligned table with a row count.
+    Table,
+    /// A JSON array of row objects, every column in every object (null when empty).
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +182,11 @@ pub struct LocalArgs {
     /// schedule); a new model serves only if it is not worse on held-out bids.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub train_every: u64,
+
+    /// Look for closed hours of the raw lake (ended 15 minutes ago or more) every SECONDS and
+    /// compact them into Parquet (the compactor Lambda's schedule).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub compact_every: u64,
 
     /// How to print the URLs on stdout.
     #[arg(long, value_enum, default_value = "table")]

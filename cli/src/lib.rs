@@ -1,8 +1,10 @@
 //! `sdp`: the deployer CLI of the Streaming Data Platform.
 //!
 //! Layering: `args` (clap only) → `commands/*` (one module per command) → pure modules
-//! (`regions`, `templates`, `render`, `stack`). Only `aws/` touches the AWS SDK; nothing here
-//! depends on the runtime's AWS adapters. `sdp local` runs the platform through `sdp-local`.
+//! (`regions`, `templates`, `render`, `stack`, `probe`). Only `aws/` touches the AWS SDK, and only
+//! `http` talks to the platform's own APIs (for `sdp verify` and `sdp load`); nothing here depends
+//! on the runtime's AWS adapters. `sdp local` runs the platform through `sdp-local`, and
+//! `sdp query` reads its lake through `sdp-query`.
 //!
 //! Output discipline (CONTRACT.md §1): results go to stdout, progress and errors to stderr, and the
 //! exit code says what happened ([`exit::Failure`]).
@@ -11,7 +13,9 @@ pub mod args;
 pub mod aws;
 pub mod commands;
 pub mod exit;
+pub mod http;
 pub mod package;
+pub mod probe;
 pub mod regions;
 pub mod render;
 pub mod stack;

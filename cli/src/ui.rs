@@ -87,3 +87,77 @@ impl Progress {
         }
     }
 }
+
+/// Progress of a check made of steps (`sdp verify`, `sdp load`), on stderr: on a terminal, a
+/// spinner with the running step and its latest state; otherwise one line as each step starts
+/// and a heartbeat while it runs long. Each step's result is always a line of its own.
+pub struct Steps {
+    bar: Option<ProgressBar>,
+    step: String,
+    last_line: Instant,
+}
+
+impl Steps {
+    pub fn new() -> Steps {
+        let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        Steps {
+            bar: interactive.then(|| {
+                let bar = ProgressBar::new_spinner();
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            }),
+            step: String::new(),
+            last_line: Instant::now(),
+        }
+    }
+
+    pub fn start(&mut self, step: &str) {
+        step.clone_into(&mut self.step);
+        match &self.bar {
+            Some(bar) => bar.set_message(step.to_owned()),
+            None => self.line(&format!("... {step}")),
+        }
+    }
+
+    /// The running step's latest state: shown live on a terminal, at most every
+    /// [`HEARTBEAT`] otherwise.
+    pub fn update(&mut self, state: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{}: {state}", self.step)),
+            None if self.last_line.elapsed() >= HEARTBEAT => {
+                self.line(&format!("... {}: {state}", self.step));
+            }
+            None => {}
+        }
+    }
+
+    /// The step's result.
+    pub fn result(&mut self, ok: bool, text: &str) {
+        let line = format!("{} {text}", if ok { "ok  " } else { "FAIL" });
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => self.line(&line),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        eprintln!("{text}");
+        self.last_line = Instant::now();
+    }
+}
+
+impl Default for Steps {
+    fn default() -> Self {
+        Steps::new()
+    }
+}

@@ -183,6 +183,28 @@ async fn deploy_outputs_redeploy_update_and_destroy_behave_as_users_rely_on() {
         watch.stderr
     );
 
+    // 2c. `verify` and `load` find the platform through the stack's outputs. Its APIs want a key
+    // (ApiAuth=API_KEY, the default): without one, they say where to get it and send nothing.
+    for args in [
+        &["verify"][..],
+        &["load", "--rate", "10", "--duration", "1s"][..],
+    ] {
+        let refused = run(args);
+        assert_eq!(refused.code, Some(2), "{args:?}: {}", refused.stderr);
+        assert!(
+            refused
+                .stderr
+                .contains("requires an API key: pass --api-key (or SDP_API_KEY)"),
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains("get-api-keys --name-query"),
+            "{}",
+            refused.stderr
+        );
+    }
+
     // 3. The same deploy again: nothing uploaded, no changes, no change set left behind.
     let config = sdk_config(&moto.endpoint, "us-west-2").await;
     let cfn = aws_sdk_cloudformation::Client::new(&config);
@@ -484,7 +506,7 @@ fn refusals_come_before_any_aws_call_with_exit_code_2() {
 #[test]
 fn every_command_has_help() {
     for command in [
-        "render", "deploy", "outputs", "destroy", "status", "diff", "watch",
+        "render", "deploy", "outputs", "destroy", "status", "diff", "watch", "verify", "load",
     ] {
         let run = sdp(
             "http://127.0.0.1:9",

@@ -1,14 +1,12 @@
 //! `sdp local` end to end, with the real binary over real HTTP: the original's integration scenario
 //! counted exactly; the documented 4xx answers; one process per data directory; a clean stop and a
 //! `kill -9` under load, each followed by a restart that loses no event answered 200 and counts
-//! none twice.
+//! none twice; `sdp query` over the lake it wrote, agreeing with the reports.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,59 +15,8 @@ use serde_json::{json, Value};
 
 use sdp_scenarios::fixtures::integration_scenario;
 
-/// A running `sdp local` and the URLs it printed.
-struct Local {
-    child: Child,
-    urls: BTreeMap<String, String>,
-}
-
-impl Local {
-    fn start(data_dir: &Path) -> Local {
-        Local::start_with(data_dir, &[])
-    }
-
-    fn start_with(data_dir: &Path, extra: &[&str]) -> Local {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sdp"))
-            .args(["local", "--port", "0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut urls = BTreeMap::new();
-        // The table of outputs: four `Key  value` lines, sorted by key.
-        for line in stdout.lines().take(4) {
-            let line = line.unwrap();
-            let (key, value) = line.split_once(' ').unwrap();
-            urls.insert(key.to_owned(), value.trim().to_owned());
-        }
-        assert!(urls.contains_key("UrlForAPI"), "{urls:?}");
-        Local { child, urls }
-    }
-
-    fn api(&self) -> &str {
-        &self.urls["UrlForAPI"]
-    }
-
-    fn reports(&self) -> &str {
-        &self.urls["UrlForReports"]
-    }
-
-    /// Stops it as a user or a service manager would (SIGTERM), and waits.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no chance to flush anything
-        self.child.wait().unwrap();
-    }
-}
+mod common;
+use common::{data_dir, Local};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -152,12 +99,6 @@ fn send_all(local: &Local, requests: &[(&'static str, String)], threads: usize) 
     });
     let accepted = *accepted.lock().unwrap();
     accepted
-}
-
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sdp-local-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 #[test]
@@ -476,6 +417,192 @@ fn predictions_answer_from_the_start_and_learn_from_the_lake() {
     assert!(local.stop().success());
     let local = Local::start_with(&dir, &["--train-every", "3600"]);
     assert!(predict(&local, "1", "win.example") > 0.7);
+    assert!(local.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `sdp query` on `dir`; (exit code, stdout, stderr).
+fn query(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sdp"))
+        .args(["query", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The rows of a one-statement `sdp query --format json`.
+fn query_rows(dir: &Path, sql: &str) -> Vec<Value> {
+    let (code, stdout, stderr) = query(dir, &["--format", "json", sql], None);
+    assert_eq!(code, 0, "{sql}: {stderr}");
+    serde_json::from_str::<Vec<Value>>(stdout.trim()).unwrap()
+}
+
+#[test]
+fn sdp_query_answers_sql_over_the_lake_that_agrees_with_the_reports() {
+    let dir = data_dir("query");
+    let local = Local::start_with(&dir, &["--compact-every", "1"]);
+
+    // The integration scenario, two hours ago: its hours are closed, so they get compacted.
+    let campaign = 1_463_518;
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 2 * 3_600_000;
+    let requests: Vec<(&'static str, String)> = integration_scenario(100, 60, 25, campaign)
+        .into_iter()
+        .map(|(route, body)| {
+            let mut event: Value = serde_json::from_str(&body).unwrap();
+            let tx = event["tx_id"].as_str().unwrap().to_owned();
+            let index: i64 = tx.rsplit('-').next().unwrap().parse().unwrap();
+            let step = match route {
+                "bid" => 0,
+                "impression" => 100,
+                _ => 200,
+            };
+            event["ts"] = json!(base + index * 5_000 + step);
+            (route, event.to_string())
+        })
+        .collect();
+    assert_eq!(send_all(&local, &requests, 8), requests.len());
+    assert_eq!(
+        wait_for(&local, campaign, |c| c == (100, 60, 25)),
+        (100, 60, 25)
+    );
+
+    // The raw layer: every accepted event, the joined impressions with their campaign.
+    let rows = query_rows(
+        &dir,
+        &format!("SELECT (SELECT count(*) FROM raw_bcns WHERE tx_id LIKE 'it-{campaign}-%') AS events, \
+                  (SELECT count(DISTINCT tx_id) FROM raw_impressions WHERE campaign_item_id = {campaign}) AS imps"),
+    );
+    assert_eq!(rows, [json!({"events": requests.len(), "imps": 60})]);
+
+    // The Parquet layer, once the compactor has been through the closed hours: every accepted
+    // event (a client's retry is an event of its own, with its own receive time), the joined
+    // impressions and clicks once each, and the aggregates equal to what the reports serve, in
+    // total and hour by hour.
+    let totals_sql = format!(
+        "SELECT sum(bids) AS bids, sum(imps) AS imps, sum(clicks) AS clicks \
+         FROM parquet_aggregates WHERE campaign_item_id = {campaign}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = query_rows(&dir, &totals_sql);
+        if rows == [json!({"bids": 100, "imps": 60, "clicks": 25})] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "parquet_aggregates stayed at {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let rows = query_rows(
+        &dir,
+        &format!("SELECT (SELECT count(*) FROM parquet_bcns WHERE tx_id LIKE 'it-{campaign}-%') AS events, \
+                  (SELECT count(DISTINCT concat(tx_id, '/', type)) FROM parquet_bcns WHERE tx_id LIKE 'it-{campaign}-%') AS distinct_events, \
+                  (SELECT count(*) FROM parquet_impressions WHERE campaign_item_id = {campaign}) AS imps, \
+                  (SELECT count(*) FROM parquet_clicks WHERE campaign_item_id = {campaign} AND domain = 'www.google.com') AS clicks"),
+    );
+    assert_eq!(
+        rows,
+        [json!({"events": requests.len(), "distinct_events": 185, "imps": 60, "clicks": 25})]
+    );
+    let by_hour = query_rows(
+        &dir,
+        &format!(
+            "SELECT CAST(extract(epoch FROM date_trunc('hour', to_timestamp(period))) AS BIGINT) AS period, \
+             sum(bids) AS bids, sum(imps) AS imps, sum(clicks) AS clicks \
+             FROM parquet_aggregates WHERE campaign_item_id = {campaign} GROUP BY 1 ORDER BY 1"
+        ),
+    );
+    let (status, report) = get(
+        &agent(),
+        &format!(
+            "{}/reports/campaigns/{campaign}/period?period=HOURS&desc=false",
+            local.reports()
+        ),
+    );
+    assert_eq!(status, 200, "{report}");
+    let report: Vec<Value> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bucket| {
+            json!({"period": bucket["period"], "bids": bucket["bids"], "imps": bucket["imps"],
+                   "clicks": bucket["clicks"]})
+        })
+        .collect();
+    assert!(!report.is_empty());
+    assert_eq!(by_hour, report);
+
+    // A table for people; statements from stdin.
+    let (code, stdout, stderr) = query(
+        &dir,
+        &[],
+        Some("SELECT count(*) AS clicks FROM parquet_clicks;\nSELECT 'x' AS y;"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("| clicks |"), "{stdout}");
+    assert!(stdout.contains("| 25     |"), "{stdout}");
+    assert!(stdout.contains("(1 row)"), "{stdout}");
+    assert!(
+        stdout.contains("| x |"),
+        "two statements, two answers: {stdout}"
+    );
+
+    // Bad SQL exits 2 naming what is wrong; writes are refused and change nothing.
+    for (sql, named) in [
+        ("SELECT nope FROM parquet_clicks", "nope"),
+        ("SELECT * FROM raw_nothing", "raw_nothing"),
+        ("SELEC 1", "SELEC"),
+        ("CREATE TABLE t AS SELECT 1", "DDL"),
+        (
+            "INSERT INTO parquet_clicks SELECT * FROM parquet_clicks",
+            "DML",
+        ),
+        (
+            "COPY parquet_clicks TO '/tmp/sdp-query-copy.parquet'",
+            "DML",
+        ),
+    ] {
+        let (code, _, stderr) = query(&dir, &[sql], None);
+        assert_eq!(code, 2, "{sql}: {stderr}");
+        assert!(stderr.contains(named), "{sql}: {stderr}");
+    }
+    assert!(!Path::new("/tmp/sdp-query-copy.parquet").exists());
+    assert_eq!(
+        query_rows(&dir, "SELECT count(*) AS n FROM parquet_clicks"),
+        [json!({"n": 25})]
+    );
+    let (code, _, stderr) = query(&dir.join("missing"), &["SELECT 1"], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("missing is not a directory"), "{stderr}");
+
     assert!(local.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

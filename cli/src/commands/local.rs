@@ -28,6 +28,7 @@ pub fn run(args: &LocalArgs) -> Result<(), Failure> {
             port: args.port,
             join,
             train_every: std::time::Duration::from_secs(args.train_every.max(1)),
+            compact_every: std::time::Duration::from_secs(args.compact_every.max(1)),
         })
         .await
         .map_err(|e| Failure::CouldNotRun(e.into()))?;

@@ -3,10 +3,14 @@
 mod deploy;
 mod destroy;
 mod diff;
+mod load;
 mod local;
 mod outputs;
+mod query;
 mod render;
 mod status;
+mod target;
+mod verify;
 mod watch;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -26,6 +30,9 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Diff(args) => block_on(diff::run(&args)),
         Command::Watch(args) => block_on(watch::run(&args)),
         Command::Local(args) => local::run(&args),
+        Command::Query(args) => query::run(&args),
+        Command::Verify(args) => block_on(verify::run(&args)),
+        Command::Load(args) => block_on_threads(load::run(&args)),
     }
 }
 
@@ -33,6 +40,18 @@ fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
     future: F,
 ) -> Result<(), Failure> {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::CouldNotRun(anyhow!("cannot start the async runtime: {e}")))?
+        .block_on(future)
+}
+
+/// Like [`block_on`], on a runtime with a thread per core: for `sdp load`, whose answers must be
+/// read while its clock keeps sending.
+fn block_on_threads<F: std::future::Future<Output = Result<(), Failure>>>(
+    future: F,
+) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::CouldNotRun(anyhow!("cannot start the async runtime: {e}")))?

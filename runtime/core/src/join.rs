@@ -306,6 +306,35 @@ pub fn joined_rows(state: &Transaction) -> Vec<JoinedEvent> {
     rows
 }
 
+/// The aggregates a transaction's counted events were added to: its bid's campaign and the window
+/// of each counted event's own time. A writer that snapshots these aggregates after a commit
+/// covers every aggregate the commit changed (and perhaps some it did not, which is harmless).
+pub fn aggregate_keys(config: &JoinConfig, state: &Transaction) -> Vec<AggregateKey> {
+    let Some(Event {
+        body: EventBody::Bid(bid),
+        ..
+    }) = &state.bid
+    else {
+        return Vec::new();
+    };
+    let counted = [
+        (state.counted.bid, &state.bid),
+        (state.counted.impression, &state.impression),
+        (state.counted.click, &state.click),
+    ];
+    let mut keys: Vec<AggregateKey> = counted
+        .into_iter()
+        .filter_map(|(counted, event)| event.as_ref().filter(|_| counted))
+        .map(|event| AggregateKey {
+            campaign_item_id: bid.campaign_item_id,
+            period: config.window.start_of(event.ts),
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// Groups a batch of events by `tx_id`, keeping stream order within each transaction.
 pub fn by_transaction(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
     let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
@@ -573,6 +602,39 @@ mod tests {
         );
         let next = apply(&config(), Some(state), &[click("a", T0)]);
         assert_eq!((next.read_version, next.state.version), (1, 2));
+    }
+
+    #[test]
+    fn aggregate_keys_are_the_windows_the_counted_events_were_added_to() {
+        let config = config();
+        let minute = 60_000;
+        let events = [
+            bid("t", 8 * minute, 7),
+            imp("t", 11 * minute),
+            click("t", 12 * minute),
+        ];
+        let transition = apply(&config, None, &events);
+        let mut added: Vec<AggregateKey> = transition.increments.keys().copied().collect();
+        added.sort();
+        assert_eq!(aggregate_keys(&config, &transition.state), added);
+        assert_eq!(
+            added.len(),
+            2,
+            "10-minute windows: the bid's, and the impression's and click's"
+        );
+
+        // An impression that did not count (beyond the session timeout) adds no key.
+        let late = apply(&config, None, &[bid("u", 0, 7), imp("u", 999 * minute)]);
+        assert_eq!(
+            aggregate_keys(&config, &late.state),
+            [AggregateKey {
+                campaign_item_id: 7,
+                period: 0
+            }]
+        );
+        // Without a bid nothing has counted.
+        let orphan = apply(&config, None, &[imp("v", 0)]);
+        assert!(aggregate_keys(&config, &orphan.state).is_empty());
     }
 
     #[test]

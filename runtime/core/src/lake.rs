@@ -110,6 +110,20 @@ pub struct Dataset {
     pub name: &'static str,
     pub description: &'static str,
     pub columns: &'static [Column],
+    /// How the rows of a partition combine when it is compacted.
+    pub merge: Merge,
+}
+
+/// How compaction combines the raw rows of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Merge {
+    /// Every distinct row is kept once: the raw layer is delivered at least once, so an exact
+    /// duplicate is a redelivery.
+    DistinctRows,
+    /// Rows are snapshots of counters that only grow, keyed by the first `key_columns` columns:
+    /// one row is kept per key, holding the largest value of each counter, which is the latest
+    /// snapshot. The order and the repetition of snapshots do not matter.
+    LatestCounters { key_columns: usize },
 }
 
 /// The four datasets, in the order the tables are declared.
@@ -118,21 +132,27 @@ pub const DATASETS: [Dataset; 4] = [
         name: "bcns",
         description: "every accepted bid, impression and click",
         columns: BCNS,
+        merge: Merge::DistinctRows,
     },
     Dataset {
         name: "impressions",
         description: "impressions joined to their bid",
         columns: JOINED,
+        merge: Merge::DistinctRows,
     },
     Dataset {
         name: "clicks",
         description: "clicks joined to their impression and bid",
         columns: JOINED,
+        merge: Merge::DistinctRows,
     },
     Dataset {
         name: "aggregates",
         description: "per-campaign counts per aggregation window",
         columns: AGGREGATES,
+        // Each landing of an aggregate is its totals at that moment (CONTRACT §5.2): the latest is
+        // the one the reports serve.
+        merge: Merge::LatestCounters { key_columns: 2 },
     },
 ];
 

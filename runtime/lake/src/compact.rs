@@ -17,7 +17,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_json::Value;
 
-use sdp_core::lake::{ColumnType, Dataset};
+use sdp_core::lake::{ColumnType, Dataset, Merge};
 
 /// Rows per row group: large enough for efficient scans, small enough that a reader can skip
 /// groups by their statistics (rows are sorted, so each group covers a narrow key range).
@@ -50,6 +50,8 @@ pub struct Compacted {
     pub rows: usize,
     /// Exact duplicates dropped.
     pub duplicates: usize,
+    /// Snapshots replaced by a later one of the same key ([`Merge::LatestCounters`]).
+    pub superseded: usize,
     pub rejected: Vec<RejectedLine>,
 }
 
@@ -126,6 +128,23 @@ pub fn compact(dataset: &Dataset, inputs: &[(String, Vec<u8>)]) -> Result<Compac
     let before = rows.len();
     rows.dedup();
     let duplicates = before - rows.len();
+    let before = rows.len();
+    if let Merge::LatestCounters { key_columns } = dataset.merge {
+        // The sort columns of such a dataset are its key columns, so the snapshots of one key
+        // are adjacent; the first is kept and takes the largest value of each counter.
+        rows.dedup_by(|later, kept| {
+            let same_key = later[..key_columns] == kept[..key_columns];
+            if same_key {
+                for (kept, later) in kept.iter_mut().zip(later.iter()).skip(key_columns) {
+                    if *later > *kept {
+                        *kept = later.clone();
+                    }
+                }
+            }
+            same_key
+        });
+    }
+    let superseded = before - rows.len();
 
     let schema = Arc::new(schema(dataset));
     let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(properties()?))?;
@@ -137,6 +156,7 @@ pub fn compact(dataset: &Dataset, inputs: &[(String, Vec<u8>)]) -> Result<Compac
         parquet,
         rows: rows.len(),
         duplicates,
+        superseded,
         rejected,
     })
 }
@@ -233,6 +253,93 @@ mod tests {
         .unwrap();
         assert_eq!(one.parquet, other.parquet);
         assert_eq!((other.rows, other.duplicates), (2, 1));
+    }
+
+    #[test]
+    fn aggregate_snapshots_merge_to_the_latest_totals_of_each_key_in_any_order() {
+        let aggregates = DATASETS.iter().find(|d| d.name == "aggregates").unwrap();
+        let snapshot = |campaign: i64, period: &str, (bids, imps, clicks): (i64, i64, i64)| {
+            format!(
+                r#"{{"campaign_item_id":{campaign},"period":"{period}","bids":{bids},"imps":{imps},"clicks":{clicks}}}"#
+            )
+        };
+        let first = [
+            snapshot(7, "2026-11-22 10:00:00.000", (3, 1, 0)),
+            snapshot(8, "2026-11-22 10:00:00.000", (1, 0, 0)),
+        ]
+        .join("\n");
+        let later = [
+            snapshot(7, "2026-11-22 10:00:00.000", (5, 2, 1)),
+            snapshot(7, "2026-11-22 10:10:00.000", (1, 0, 0)),
+            snapshot(7, "2026-11-22 10:00:00.000", (5, 2, 1)),
+        ]
+        .join("\n");
+        let one = compact(
+            aggregates,
+            &[
+                ("a".into(), first.clone().into()),
+                ("b".into(), later.clone().into()),
+            ],
+        )
+        .unwrap();
+        let other = compact(
+            aggregates,
+            &[("b".into(), later.into()), ("a".into(), first.into())],
+        )
+        .unwrap();
+        assert_eq!(
+            one.parquet, other.parquet,
+            "the order of snapshots does not matter"
+        );
+        assert_eq!((one.rows, one.duplicates, one.superseded), (3, 1, 1));
+
+        let merged = only_rows(&one.parquet);
+        assert_eq!(
+            merged,
+            [
+                (7, "2026-11-22 10:00:00.000".to_owned(), 5, 2, 1),
+                (7, "2026-11-22 10:10:00.000".to_owned(), 1, 0, 0),
+                (8, "2026-11-22 10:00:00.000".to_owned(), 1, 0, 0),
+            ]
+        );
+    }
+
+    /// The rows of an aggregates Parquet file, read back with the Parquet reader.
+    fn only_rows(parquet: &[u8]) -> Vec<(i64, String, i64, i64, i64)> {
+        use arrow_array::Array;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            bytes::Bytes::copy_from_slice(parquet),
+            1024,
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let int = |i: usize| {
+                batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .clone()
+            };
+            let period = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone();
+            for r in 0..batch.num_rows() {
+                rows.push((
+                    int(0).value(r),
+                    period.value(r).to_owned(),
+                    int(2).value(r),
+                    int(3).value(r),
+                    int(4).value(r),
+                ));
+            }
+        }
+        rows
     }
 
     #[test]

@@ -14,14 +14,15 @@ use sdp_core::lake::{Format, DATASETS};
 /// that (and cause a new compaction), but most arrive within the session timeouts.
 pub const GRACE_MS: i64 = 15 * 60 * 1000;
 
-/// How often closed partitions are looked for.
-pub const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Compacts closed partitions every [`EVERY`] until `stop` turns true.
-pub async fn run(data_dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Compacts closed partitions `every` so often until `stop` turns true.
+pub async fn run(
+    data_dir: PathBuf,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(EVERY) => {}
+            () = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
         let dir = data_dir.clone();
@@ -50,14 +51,14 @@ pub struct Written {
 pub fn compact_closed(data_dir: &Path, now_ms: i64) -> std::io::Result<Vec<Written>> {
     let lake = data_dir.join("lake");
     let mut written = Vec::new();
-    for dataset in DATASETS.iter().filter(|d| d.name != "aggregates") {
+    for dataset in &DATASETS {
         for (dt, hour) in partitions(&lake.join(dataset.prefix(Format::Raw)))? {
             if !closed(&dt, &hour, now_ms) {
                 continue;
             }
             let raw = lake.join(dataset.partition_prefix(Format::Raw, &dt, &hour));
             let out = lake.join(dataset.partition_prefix(Format::Parquet, &dt, &hour));
-            if let Some(w) = compact_partition(dataset, &raw, &out)? {
+            if let Some(w) = compact_partition(&lake, dataset, &raw, &out)? {
                 written.push(w);
             }
         }
@@ -66,6 +67,7 @@ pub fn compact_closed(data_dir: &Path, now_ms: i64) -> std::io::Result<Vec<Writt
 }
 
 fn compact_partition(
+    lake: &Path,
     dataset: &sdp_core::lake::Dataset,
     raw: &Path,
     out: &Path,
@@ -105,10 +107,13 @@ fn compact_partition(
     let file = std::fs::File::create(&temporary)?;
     std::io::Write::write_all(&mut &file, &compacted.parquet)?;
     file.sync_all()?;
+    // The new file in and the old ones out, with no reader in between (see `swap`).
+    let swap = crate::swap::exclusive(lake)?;
     std::fs::rename(&temporary, &path)?;
     for older in files(out, "parquet")?.into_iter().filter(|p| *p != path) {
         std::fs::remove_file(older)?;
     }
+    drop(swap);
     Ok(Some(Written {
         path,
         rows: compacted.rows,

@@ -4,16 +4,17 @@
 //! are rebuilt from the join state after the batch's commit, so a batch written again after a
 //! crash repeats exact rows, which compaction drops. A joined row is written with the batch that
 //! holds an event that could have joined it (an impression's row with its bid or itself, not
-//! again with its click).
+//! again with its click). `aggregates` rows are snapshots: the totals, read after the commit, of
+//! every aggregate the batch's transactions counted into; compaction keeps the latest of each.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sdp_core::events::{Event, EventType};
-use sdp_core::join::{joined_rows, Transaction};
+use sdp_core::join::{joined_rows, AggregateKey, Counts, Transaction};
 use sdp_core::lake::{Format, DATASETS};
-use sdp_core::window::partition_of;
+use sdp_core::window::{format_period, partition_of};
 
 pub struct RawLake {
     root: PathBuf,
@@ -29,12 +30,14 @@ impl RawLake {
 
     /// Writes the rows of one batch (log sequence numbers `first..=last`): one file per dataset
     /// and partition, named after the batch, written whole (temporary file, sync, rename) so a
-    /// reader never sees half of it.
+    /// reader never sees half of it. `aggregates` holds the current totals of the aggregates the
+    /// batch's transactions counted into.
     pub fn write_batch(
         &self,
         (first, last): (u64, u64),
         events: &[Event],
         states: &[Transaction],
+        aggregates: &[(AggregateKey, Counts)],
     ) -> std::io::Result<()> {
         // (dataset, dt, hour) → lines
         let mut files: BTreeMap<(&str, String, String), Vec<String>> = BTreeMap::new();
@@ -61,6 +64,21 @@ impl RawLake {
                 };
                 add(dataset, row.ts, serde_json::to_string(&row)?);
             }
+        }
+        for (key, counts) in aggregates {
+            // The aggregate record of CONTRACT §5.2, `period` as the lake's UTC string.
+            let row = serde_json::json!({
+                "campaign_item_id": key.campaign_item_id,
+                "period": format_period(key.period),
+                "bids": counts.bids,
+                "imps": counts.imps,
+                "clicks": counts.clicks,
+            });
+            add(
+                "aggregates",
+                key.period.saturating_mul(1000),
+                row.to_string(),
+            );
         }
         for ((name, dt, hour), lines) in files {
             let Some(dataset) = DATASETS.iter().find(|d| d.name == name) else {

@@ -7,7 +7,9 @@
 //! - [`compactor`]: closed hours of the raw lake into Parquet, in place of the compactor Lambda;
 //! - [`trainer`]: the win-probability model retrained from the raw lake, in place of the trainer
 //!   Lambda, behind the predictions API;
-//! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
+//! - [`server`]: the APIs over HTTP on loopback in place of API Gateway;
+//! - [`swap`]: the lock that keeps a reader of the lake (`sdp query`) from seeing a compaction
+//!   half done.
 //!
 //! The embedded database is redb: pure Rust (no C toolchain, builds wherever `sdp` does), ACID
 //! transactions whose commit is synced to disk, readers that never block the writer, and a file
@@ -20,6 +22,7 @@ pub mod platform;
 pub mod processor;
 pub mod server;
 pub mod state;
+pub mod swap;
 pub mod trainer;
 
 use std::path::Path;

@@ -22,6 +22,8 @@ pub struct Options {
     pub join: JoinConfig,
     /// How often the model is retrained (when bids arrived since the last time).
     pub train_every: std::time::Duration,
+    /// How often closed hours of the raw lake are looked for and compacted.
+    pub compact_every: std::time::Duration,
 }
 
 /// The base URLs, named like the stack outputs of a deploy.
@@ -112,6 +114,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     ));
     let compactor = tokio::spawn(crate::compactor::run(
         options.data_dir.clone(),
+        options.compact_every,
         server_stopped.clone(),
     ));
     let server = tokio::spawn(server::serve(

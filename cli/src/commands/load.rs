@@ -1,0 +1,362 @@
+//! `sdp load`: a constant arrival rate of realistic traffic against any running platform, then a
+//! check that the reports counted exactly what was accepted. The workload and the verdict are
+//! `probe::load`; this module runs the clock and the requests.
+//!
+//! Each arrival is a task started at its due time; it waits for one of `--connections` slots and
+//! sends. Latency runs from the due time, so waiting for a slot, a slow server and a backlog all
+//! show in the percentiles (no coordinated omission). Requests still unanswered `--timeout` after
+//! the last due time are abandoned and counted as unanswered.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::args::{LoadArgs, ReportFormat};
+use crate::exit::Failure;
+use crate::http::Client;
+use crate::probe::load::{
+    count_mismatches, counted_too_many, parse_duration, problems, Expected, Measured, Workload,
+};
+use crate::probe::scenario::{Counts, Tag};
+use crate::ui::Steps;
+
+use super::target::{resolve, Target};
+
+/// What the requests found, shared by their tasks.
+struct Tally {
+    workload: Workload,
+    expected: Expected,
+    statuses: BTreeMap<u16, u64>,
+    failures: BTreeMap<String, u64>,
+    /// Microseconds from due time to answer.
+    latency: Histogram<u64>,
+    /// Microseconds from due time to the task starting.
+    send_lag: Histogram<u64>,
+    last_answer: Option<Instant>,
+}
+
+pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
+    let bad = |flag: &str, e: String| Failure::CouldNotRun(anyhow!("{flag}: {e}"));
+    let duration = parse_duration(&args.duration).map_err(|e| bad("--duration", e))?;
+    let timeout = parse_duration(&args.timeout).map_err(|e| bad("--timeout", e))?;
+    let deadline = parse_duration(&args.deadline).map_err(|e| bad("--deadline", e))?;
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        return Err(bad(
+            "--rate",
+            format!(
+                "{} is not a positive number of requests per second",
+                args.rate
+            ),
+        ));
+    }
+    if args.connections == 0 {
+        return Err(bad("--connections", "must be at least 1".to_owned()));
+    }
+    let planned = (args.rate * duration.as_secs_f64()).round().max(1.0) as u64;
+    let target = resolve(&args.target).await?;
+    let client = Client::new(target.api_key.clone(), timeout).map_err(Failure::CouldNotRun)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let workload = Workload::new(Tag::new("load", now_ms, std::process::id()));
+    let campaigns = workload.campaigns();
+    let histogram = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3);
+    let tally = Arc::new(Mutex::new(Tally {
+        workload,
+        expected: Expected::default(),
+        statuses: BTreeMap::new(),
+        failures: BTreeMap::new(),
+        latency: histogram().map_err(|e| Failure::CouldNotRun(anyhow!("{e}")))?,
+        send_lag: histogram().map_err(|e| Failure::CouldNotRun(anyhow!("{e}")))?,
+        last_answer: None,
+    }));
+
+    let mut steps = Steps::new();
+    steps.start(&format!(
+        "offering {:.1} requests/s for {duration:?} ({planned} requests, at most {} in flight)",
+        args.rate, args.connections
+    ));
+    let slots = Arc::new(Semaphore::new(args.connections));
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut last_progress = Instant::now();
+    for i in 0..planned {
+        let due = start + Duration::from_secs_f64(i as f64 / args.rate);
+        tokio::time::sleep_until(due).await;
+        tasks.spawn(arrival(
+            Arc::clone(&tally),
+            Arc::clone(&slots),
+            client.clone(),
+            target.api.clone(),
+            due,
+        ));
+        if last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            let answered: u64 = lock(&tally).statuses.values().sum();
+            steps.update(&format!("{}/{planned} sent, {answered} answered", i + 1));
+        }
+        // Reap finished tasks as we go, so the set holds only those in flight.
+        while tasks.try_join_next().is_some() {}
+    }
+    let last_due = start + Duration::from_secs_f64((planned - 1) as f64 / args.rate);
+    steps.update("waiting for the last answers");
+    let drained = tokio::time::timeout_at(last_due + timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+
+    let measured = {
+        let tally = lock(&tally);
+        let mut failures = tally.failures.clone();
+        let finished: u64 = tally.statuses.values().sum::<u64>() + failures.values().sum::<u64>();
+        if finished < planned {
+            failures.insert(
+                format!("still unanswered {timeout:?} after the last arrival"),
+                planned - finished,
+            );
+        }
+        Measured {
+            rate: args.rate,
+            duration,
+            planned,
+            statuses: tally.statuses.clone(),
+            failures,
+            elapsed: tally
+                .last_answer
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(start)),
+            send_lag_p99: Duration::from_micros(tally.send_lag.value_at_quantile(0.99)),
+        }
+    };
+    let found = problems(&measured);
+    steps.result(
+        found.is_empty(),
+        &format!(
+            "rate: {:.1} requests/s answered of {:.1} offered",
+            measured.achieved(),
+            args.rate
+        ),
+    );
+
+    steps.start("waiting for the reports to count every accepted event");
+    let expected = lock(&tally).expected.clone();
+    let mismatches = counts(
+        &client, &target, &campaigns, &expected, deadline, &mut steps,
+    )
+    .await;
+    let accepted_total = expected.accepted_total();
+    steps.result(
+        mismatches.is_empty(),
+        &if mismatches.is_empty() {
+            format!(
+                "counts: the reports count exactly the {} bids, {} impressions and {} clicks accepted",
+                accepted_total.bids, accepted_total.imps, accepted_total.clicks
+            )
+        } else {
+            format!("counts: {}", mismatches.join("; "))
+        },
+    );
+    steps.finish();
+
+    let tally = lock(&tally);
+    let ms = |us: u64| us as f64 / 1000.0;
+    let percentiles = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)]
+        .map(|(name, q)| (name, ms(tally.latency.value_at_quantile(q))));
+    let max = ms(tally.latency.max());
+    let ok = found.is_empty() && mismatches.is_empty();
+    match args.format {
+        ReportFormat::Json => {
+            let latency: serde_json::Map<String, serde_json::Value> = percentiles
+                .iter()
+                .map(|(name, v)| ((*name).to_owned(), json!(v)))
+                .chain([("max".to_owned(), json!(max))])
+                .collect();
+            println!(
+                "{}",
+                json!({
+                    "ok": ok,
+                    "offered_rate": args.rate,
+                    "duration_s": duration.as_secs_f64(),
+                    "planned": planned,
+                    "answered": measured.answered(),
+                    "achieved_rate": measured.achieved(),
+                    "statuses": measured.statuses,
+                    "unanswered": measured.failures,
+                    "latency_ms": latency,
+                    "send_lag_p99_ms": measured.send_lag_p99.as_secs_f64() * 1000.0,
+                    "accepted": accepted_total,
+                    "problems": found.iter().chain(mismatches.iter()).collect::<Vec<_>>(),
+                })
+            );
+        }
+        ReportFormat::Text => {
+            let statuses: Vec<String> = measured
+                .statuses
+                .iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect();
+            println!(
+                "offered    {:.1} requests/s for {:.1}s ({planned} requests)",
+                args.rate,
+                duration.as_secs_f64()
+            );
+            println!(
+                "answered   {} ({}), {:.1} requests/s",
+                measured.answered(),
+                statuses.join(", "),
+                measured.achieved()
+            );
+            let line: Vec<String> = percentiles
+                .iter()
+                .map(|(name, v)| format!("{name} {v:.2} ms"))
+                .collect();
+            println!("latency    {}  max {max:.2} ms", line.join("  "));
+            println!(
+                "send lag   p99 {:.2} ms",
+                measured.send_lag_p99.as_secs_f64() * 1000.0
+            );
+            for problem in found.iter().chain(mismatches.iter()) {
+                println!("problem    {problem}");
+            }
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::Failed(anyhow!(
+            "load: {}",
+            found
+                .iter()
+                .chain(mismatches.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        )))
+    }
+}
+
+/// One arrival: due at `due`, whatever happened to the ones before it.
+async fn arrival(
+    tally: Arc<Mutex<Tally>>,
+    slots: Arc<Semaphore>,
+    client: Client,
+    api: String,
+    due: Instant,
+) {
+    let request = {
+        let mut tally = lock(&tally);
+        let lag = Instant::now().saturating_duration_since(due);
+        let _ = tally.send_lag.record(micros(lag));
+        tally.workload.next_arrival()
+    };
+    let Ok(_slot) = slots.acquire_owned().await else {
+        return;
+    };
+    let campaign = {
+        let mut tally = lock(&tally);
+        let campaign = tally.workload.campaign_of(request.tx);
+        // From here on the event may be stored, even if this task is abandoned.
+        tally.expected.sent(campaign, request.route);
+        campaign
+    };
+    let answer = client
+        .post_json(&format!("{api}/{}", request.route), request.body)
+        .await;
+    let now = Instant::now();
+    let mut tally = lock(&tally);
+    match answer {
+        Ok(answer) => {
+            let _ = tally
+                .latency
+                .record(micros(now.saturating_duration_since(due)));
+            *tally.statuses.entry(answer.status).or_default() += 1;
+            tally.last_answer = Some(tally.last_answer.map_or(now, |t| t.max(now)));
+            if answer.status == 200 {
+                tally.expected.accepted(campaign, request.route);
+                tally.workload.accepted(request.route, request.tx);
+            } else {
+                tally.expected.refused(campaign, request.route);
+            }
+        }
+        Err(err) => *tally.failures.entry(err.to_string()).or_default() += 1,
+    }
+}
+
+/// Polls each campaign's report until every one is within what the outcomes allow (exactly the
+/// accepted counts when every answer came), one counts more than could have been stored, or the
+/// deadline passes; the differences left.
+async fn counts(
+    client: &Client,
+    target: &Target,
+    campaigns: &[i64],
+    expected: &Expected,
+    deadline: Duration,
+    steps: &mut Steps,
+) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let mut reported = BTreeMap::new();
+        let mut unreadable = Vec::new();
+        for campaign in campaigns {
+            let url = format!("{}/reports/campaigns/{campaign}", target.reports);
+            match client.get(&url).await {
+                Ok(a) if a.status == 200 => {
+                    let body = a.json().unwrap_or_default();
+                    match (
+                        body["bids"].as_i64(),
+                        body["imps"].as_i64(),
+                        body["clicks"].as_i64(),
+                    ) {
+                        (Some(bids), Some(imps), Some(clicks)) => {
+                            reported.insert(*campaign, Counts { bids, imps, clicks });
+                        }
+                        _ => unreadable.push(format!(
+                            "campaign {campaign}: the report is not in the documented shape: {}",
+                            a.text()
+                        )),
+                    }
+                }
+                Ok(a) => unreadable.push(format!(
+                    "campaign {campaign}: the report answered {}",
+                    a.status
+                )),
+                Err(e) => unreadable.push(format!(
+                    "campaign {campaign}: the report did not answer: {e}"
+                )),
+            }
+        }
+        let mismatches = count_mismatches(expected, &reported);
+        if mismatches.is_empty() && unreadable.is_empty() {
+            return Vec::new();
+        }
+        if counted_too_many(expected, &reported) || started.elapsed() >= deadline {
+            let mut all = unreadable;
+            all.extend(mismatches);
+            return all;
+        }
+        steps.update(&format!(
+            "{} campaigns not yet exact",
+            mismatches.len() + unreadable.len()
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    tally
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

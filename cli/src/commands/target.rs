@@ -1,0 +1,84 @@
+//! The platform `sdp verify` and `sdp load` talk to: URLs given on the command line (e.g. the ones
+//! `sdp local` prints), or a deployed stack's outputs, with its access mode.
+
+use anyhow::anyhow;
+
+use crate::args::{StackArgs, TargetArgs};
+use crate::exit::Failure;
+
+/// The three base URLs and the API key to send.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub api: String,
+    pub reports: String,
+    pub predictions: String,
+    pub api_key: Option<String>,
+}
+
+pub async fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
+    if let (Some(api), Some(reports), Some(predictions)) =
+        (&args.api, &args.reports, &args.predictions)
+    {
+        return Ok(Target {
+            api: trimmed(api),
+            reports: trimmed(reports),
+            predictions: predictions.clone(),
+            api_key: args.api_key.clone(),
+        });
+    }
+    let Some(region) = &args.region else {
+        return Err(Failure::CouldNotRun(anyhow!(
+            "say where the platform is: --region R [--stack-name S] for a deployed stack, or \
+             --api URL --reports URL --predictions URL (as `sdp local` prints them)"
+        )));
+    };
+    let stack = StackArgs {
+        region: region.clone(),
+        stack_name: args.stack_name.clone(),
+    };
+    let (_, current) = super::existing_stack(&stack).await?;
+    let output = |key: &str| {
+        current
+            .outputs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                Failure::Failed(anyhow!(
+                    "stack `{}` has no output {key} (status {}); is it an sdp stack, deployed completely?",
+                    args.stack_name,
+                    current.status
+                ))
+            })
+    };
+    let auth = output("ApiAuth").unwrap_or_else(|_| "NONE".to_owned());
+    match auth.as_str() {
+        "IAM" => {
+            return Err(Failure::CouldNotRun(anyhow!(
+                "stack `{}` uses IAM auth for its APIs, and sdp does not sign requests yet; \
+                 verify a stack deployed with ApiAuth=API_KEY or NONE",
+                args.stack_name
+            )))
+        }
+        "API_KEY" if args.api_key.is_none() => {
+            return Err(Failure::CouldNotRun(anyhow!(
+                "stack `{}` requires an API key: pass --api-key (or SDP_API_KEY); its value is \
+                 `aws apigateway get-api-keys --name-query {}-default --include-values \
+                 --query 'items[0].value' --output text --region {region}`",
+                args.stack_name,
+                args.stack_name
+            )))
+        }
+        _ => {}
+    }
+    Ok(Target {
+        api: trimmed(&output("UrlForAPI")?),
+        reports: trimmed(&output("UrlForReports")?),
+        predictions: output("UrlForPredictions")?,
+        api_key: args.api_key.clone(),
+    })
+}
+
+fn trimmed(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
