@@ -11,6 +11,9 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+// hyper's own message ("client error (Connect)") says little without its causes.
+use sdp_core::ports::with_causes;
+
 /// An answer: the status and the whole body.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -112,13 +115,13 @@ impl Client {
                 .inner
                 .request(request)
                 .await
-                .map_err(|e| HttpError::Transport(with_sources(&e)))?;
+                .map_err(|e| HttpError::Transport(with_causes(&e)))?;
             let status = response.status().as_u16();
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| HttpError::Transport(with_sources(&e)))?
+                .map_err(|e| HttpError::Transport(with_causes(&e)))?
                 .to_bytes();
             Ok(Answer { status, body })
         };
@@ -126,16 +129,4 @@ impl Client {
             .await
             .map_err(|_| HttpError::Timeout(self.timeout))?
     }
-}
-
-/// An error with its causes: hyper's own message ("client error (Connect)") says little alone.
-fn with_sources(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -39,11 +39,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
 fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
     future: F,
 ) -> Result<(), Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::CouldNotRun(anyhow!("cannot start the async runtime: {e}")))?
-        .block_on(future)
+    run_on(tokio::runtime::Builder::new_current_thread(), future)
 }
 
 /// Like [`block_on`], on a runtime with a thread per core: for `sdp load`, whose answers must be
@@ -51,7 +47,14 @@ fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
 fn block_on_threads<F: std::future::Future<Output = Result<(), Failure>>>(
     future: F,
 ) -> Result<(), Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+    run_on(tokio::runtime::Builder::new_multi_thread(), future)
+}
+
+fn run_on<F: std::future::Future<Output = Result<(), Failure>>>(
+    mut builder: tokio::runtime::Builder,
+    future: F,
+) -> Result<(), Failure> {
+    builder
         .enable_all()
         .build()
         .map_err(|e| Failure::CouldNotRun(anyhow!("cannot start the async runtime: {e}")))?
