@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `sdp load` on loopback, at several offered rates, against two servers in the same run:
+# - the do-nothing server (bench/src/null_server.rs): what the generator itself can offer and
+#   measure on this machine (its answered rate and its own send lag);
+# - `sdp local`: which rates it holds and at what latency, with every accepted event counted;
+# beside wrk's closed-loop maximum against the same `sdp local`, the reference for its capacity.
+# Usage: bench/load.sh [SECONDS] [RATES...]   (defaults 10, and 1000 5000 20000). Needs wrk
+# (Debian package; installed here with apt-get when missing and run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+shift || true
+rates=("$@")
+[ ${#rates[@]} -gt 0 ] || rates=(1000 5000 20000)
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2; else
+        echo "bench/load.sh needs wrk: sudo apt-get install wrk" >&2; exit 2; fi
+fi
+cargo build --release --locked -p sdp -p sdp-bench --bin sdp --bin null-server >&2
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing listens on $1" >&2; exit 1; }
+
+# One `sdp load` run; prints a line of its JSON summary. The null server counts nothing, so
+# there the count check is cut short (--deadline 1s) and its failure ignored.
+load() { # name port rate deadline
+    local out="$work/$1-$3.json"
+    target/release/sdp load --api "http://127.0.0.1:$2/ingest" --reports "http://127.0.0.1:$2" \
+        --predictions "http://127.0.0.1:$2/predictions" --rate "$3" --duration "${seconds}s" \
+        --deadline "$4" --format json > "$out" 2>"$work/load.log" || true
+    python3 - "$1" "$out" <<'PY'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+s = json.load(open(path))
+counted = "n/a" if name == "null-server" else ("exact" if not any(p.startswith("campaign ") for p in s["problems"]) else "WRONG")
+l = s["latency_ms"]
+print(f'{name:<12} offered {s["offered_rate"]:>8.0f}/s  answered {s["achieved_rate"]:>9.1f}/s  '
+      f'p50 {l["p50"]:>7.2f} ms  p99 {l["p99"]:>8.2f} ms  max {l["max"]:>8.2f} ms  '
+      f'send lag p99 {s["send_lag_p99_ms"]:>6.2f} ms  unanswered {sum(s["unanswered"].values())}  counts {counted}')
+PY
+}
+
+port=$(free_port)
+target/release/null-server "$port" & pids+=($!)
+wait_port "$port"
+for rate in "${rates[@]}"; do load null-server "$port" "$rate" 1s; done
+
+port=$(free_port)
+target/release/sdp local --port "$port" --data-dir "$work/data" > "$work/urls.txt" 2>"$work/local.log" & pids+=($!)
+wait_port "$port"
+cat > "$work/bid.lua" <<'LUA'
+local counter = 0
+local thread_id = 0
+setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
+request = function()
+  counter = counter + 1
+  local body = string.format('{"tx_id":"wrk-%d-%d","app_uid":"u","campaign_item_id":%d,"win_price":5}', tid, counter, counter % 100)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+LUA
+wrk -t2 -c64 -d"${seconds}s" --latency -s "$work/bid.lua" "http://127.0.0.1:$port/ingest/bid" > "$work/wrk.txt"
+printf 'wrk (closed loop, 64 connections) against sdp local: %s requests/s, p50 %s, p99 %s\n' \
+    "$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")" \
+    "$(awk '$1=="50%" {print $2}' "$work/wrk.txt")" "$(awk '$1=="99%" {print $2}' "$work/wrk.txt")"
+for rate in "${rates[@]}"; do load "sdp local" "$port" "$rate" 120s; done
