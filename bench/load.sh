@@ -12,18 +12,14 @@ seconds=${1:-10}
 shift || true
 rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(1000 5000 20000)
-if ! command -v wrk >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2; else
-        echo "bench/load.sh needs wrk: sudo apt-get install wrk" >&2; exit 2; fi
-fi
+source bench/wrk.sh
+require_wrk
 cargo build --release --locked -p sdp -p sdp-bench --bin sdp --bin null-server >&2
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing listens on $1" >&2; exit 1; }
 
 # One `sdp load` run; prints a line of its JSON summary. The null server counts nothing, so
 # there the count check is cut short (--deadline 1s) and its failure ignored.
@@ -52,16 +48,7 @@ for rate in "${rates[@]}"; do load null-server "$port" "$rate" 1s; done
 port=$(free_port)
 target/release/sdp local --port "$port" --data-dir "$work/data" > "$work/urls.txt" 2>"$work/local.log" & pids+=($!)
 wait_port "$port"
-cat > "$work/bid.lua" <<'LUA'
-local counter = 0
-local thread_id = 0
-setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
-request = function()
-  counter = counter + 1
-  local body = string.format('{"tx_id":"wrk-%d-%d","app_uid":"u","campaign_item_id":%d,"win_price":5}', tid, counter, counter % 100)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-LUA
+write_bid_script "$work/bid.lua"
 wrk -t2 -c64 -d"${seconds}s" --latency -s "$work/bid.lua" "http://127.0.0.1:$port/ingest/bid" > "$work/wrk.txt"
 printf 'wrk (closed loop, 64 connections) against sdp local: %s requests/s, p50 %s, p99 %s\n' \
     "$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")" \

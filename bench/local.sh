@@ -9,30 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 connections=${2:-64}
-if ! command -v wrk >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2; else
-        echo "bench/local.sh needs wrk: sudo apt-get install wrk" >&2; exit 2; fi
-fi
+source bench/wrk.sh
+require_wrk
 cargo build --release --locked -p sdp -p sdp-bench --bin sdp --bin null-server --bin visibility >&2
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing listens on $1" >&2; exit 1; }
 
-# Each request a new transaction, so every one is stored and processed (no duplicates).
-cat > "$work/bid.lua" <<'LUA'
-local counter = 0
-local thread_id = 0
-setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
-request = function()
-  counter = counter + 1
-  local body = string.format('{"tx_id":"wrk-%d-%d","app_uid":"u","campaign_item_id":%d,"win_price":5}', tid, counter, counter % 100)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-LUA
+write_bid_script "$work/bid.lua"
 
 run_wrk() { # name url
     wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/bid.lua" "$2" > "$work/$1.txt"
