@@ -27,6 +27,16 @@ impl Answer {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// At most 200 characters of the body, for a message.
+    pub fn excerpt(&self) -> String {
+        let text = self.text();
+        let mut short: String = text.chars().take(200).collect();
+        if short.len() < text.len() {
+            short.push('…');
+        }
+        short
+    }
+
     /// The body as JSON, if it is.
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()

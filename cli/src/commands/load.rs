@@ -23,7 +23,7 @@ use crate::http::Client;
 use crate::probe::load::{
     count_mismatches, counted_too_many, parse_duration, problems, Expected, Measured, Workload,
 };
-use crate::probe::scenario::{Counts, Tag};
+use crate::probe::scenario::Tag;
 use crate::ui::Steps;
 
 use super::target::{resolve, Target};
@@ -307,31 +307,11 @@ async fn counts(
         let mut reported = BTreeMap::new();
         let mut unreadable = Vec::new();
         for campaign in campaigns {
-            let url = format!("{}/reports/campaigns/{campaign}", target.reports);
-            match client.get(&url).await {
-                Ok(a) if a.status == 200 => {
-                    let body = a.json().unwrap_or_default();
-                    match (
-                        body["bids"].as_i64(),
-                        body["imps"].as_i64(),
-                        body["clicks"].as_i64(),
-                    ) {
-                        (Some(bids), Some(imps), Some(clicks)) => {
-                            reported.insert(*campaign, Counts { bids, imps, clicks });
-                        }
-                        _ => unreadable.push(format!(
-                            "campaign {campaign}: the report is not in the documented shape: {}",
-                            a.text()
-                        )),
-                    }
+            match target.campaign_totals(client, *campaign).await {
+                Ok(counts) => {
+                    reported.insert(*campaign, counts);
                 }
-                Ok(a) => unreadable.push(format!(
-                    "campaign {campaign}: the report answered {}",
-                    a.status
-                )),
-                Err(e) => unreadable.push(format!(
-                    "campaign {campaign}: the report did not answer: {e}"
-                )),
+                Err(reason) => unreadable.push(format!("campaign {campaign}: {reason}")),
             }
         }
         let mismatches = count_mismatches(expected, &reported);

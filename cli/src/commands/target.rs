@@ -5,6 +5,8 @@ use anyhow::anyhow;
 
 use crate::args::{StackArgs, TargetArgs};
 use crate::exit::Failure;
+use crate::http::Client;
+use crate::probe::scenario::Counts;
 
 /// The three base URLs and the API key to send.
 #[derive(Debug, Clone)]
@@ -13,6 +15,36 @@ pub struct Target {
     pub reports: String,
     pub predictions: String,
     pub api_key: Option<String>,
+}
+
+impl Target {
+    /// A campaign's lifetime totals from the reports API (CONTRACT §4.2), or why there are none.
+    pub async fn campaign_totals(&self, client: &Client, campaign: i64) -> Result<Counts, String> {
+        let url = format!("{}/reports/campaigns/{campaign}", self.reports);
+        match client.get(&url).await {
+            Ok(answer) if answer.status == 200 => answer
+                .json()
+                .and_then(|body| {
+                    Some(Counts {
+                        bids: body["bids"].as_i64()?,
+                        imps: body["imps"].as_i64()?,
+                        clicks: body["clicks"].as_i64()?,
+                    })
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "the report is not in the documented shape: {}",
+                        answer.excerpt()
+                    )
+                }),
+            Ok(answer) => Err(format!(
+                "the report answered {}: {}",
+                answer.status,
+                answer.excerpt()
+            )),
+            Err(e) => Err(format!("the report did not answer: {e}")),
+        }
+    }
 }
 
 pub async fn resolve(args: &TargetArgs) -> Result<Target, Failure> {

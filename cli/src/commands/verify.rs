@@ -196,7 +196,7 @@ fn accepted(sent: &[Sent]) -> Check {
     for s in &valid {
         let (kind, example) = match &s.answer {
             Ok(a) if a.status == 200 => continue,
-            Ok(a) => (format!("status {}", a.status), a.text()),
+            Ok(a) => (format!("status {}", a.status), a.excerpt()),
             Err(e) => ("no answer".to_owned(), e.to_string()),
         };
         let entry = problems.entry(kind).or_insert((0, example));
@@ -211,7 +211,7 @@ fn accepted(sent: &[Sent]) -> Check {
         } else {
             let kinds: Vec<String> = problems
                 .iter()
-                .map(|(kind, (n, example))| format!("{n} × {kind} (e.g. {})", shorten(example)))
+                .map(|(kind, (n, example))| format!("{n} × {kind} (e.g. {})", example))
                 .collect();
             format!(
                 "{refused} of {} valid requests not accepted after {ATTEMPTS} attempts: {}",
@@ -240,7 +240,7 @@ fn refused(sent: &[Sent]) -> Check {
             Ok(a) if a.status != *status => wrong.push(format!(
                 "{what} was answered {}, not {status}: {}",
                 a.status,
-                shorten(&a.text())
+                a.excerpt()
             )),
             Ok(a) => {
                 let named = a
@@ -250,7 +250,7 @@ fn refused(sent: &[Sent]) -> Check {
                     if named.as_deref() != Some(field) {
                         wrong.push(format!(
                             "{what} was refused without naming `{field}`: {}",
-                            shorten(&a.text())
+                            a.excerpt()
                         ));
                     }
                 }
@@ -277,44 +277,42 @@ async fn counts(
     deadline: Duration,
     steps: &mut Steps,
 ) -> Check {
-    let url = format!("{}/reports/campaigns/{campaign}", target.reports);
     let started = Instant::now();
     loop {
-        let last;
-        match client.get(&url).await {
-            Ok(answer) if answer.status == 200 => match report_counts(&answer) {
-                Some(got) if got == expected => {
+        let last = match target.campaign_totals(client, campaign).await {
+            Ok(got) if got == expected => {
+                return Check {
+                    name: "counts",
+                    ok: true,
+                    detail: format!(
+                    "the report counts exactly {} bids, {} impressions, {} clicks (after {:.1}s)",
+                    got.bids,
+                    got.imps,
+                    got.clicks,
+                    started.elapsed().as_secs_f64()
+                ),
+                }
+            }
+            Ok(got) => {
+                let last = format!(
+                    "the report has bids {}, imps {}, clicks {}; expected {}, {}, {}",
+                    got.bids, got.imps, got.clicks, expected.bids, expected.imps, expected.clicks
+                );
+                // Counts only grow: past the expected values, waiting cannot help.
+                if got.bids > expected.bids
+                    || got.imps > expected.imps
+                    || got.clicks > expected.clicks
+                {
                     return Check {
                         name: "counts",
-                        ok: true,
-                        detail: format!(
-                            "the report counts exactly {} bids, {} impressions, {} clicks (after {:.1}s)",
-                            got.bids,
-                            got.imps,
-                            got.clicks,
-                            started.elapsed().as_secs_f64()
-                        ),
-                    }
+                        ok: false,
+                        detail: format!("{last}: counted more than was sent (double counting, or invalid input stored)"),
+                    };
                 }
-                Some(got) => {
-                    last = format!(
-                        "the report has bids {}, imps {}, clicks {}; expected {}, {}, {}",
-                        got.bids, got.imps, got.clicks, expected.bids, expected.imps, expected.clicks
-                    );
-                    // Counts only grow: past the expected values, waiting cannot help.
-                    if got.bids > expected.bids || got.imps > expected.imps || got.clicks > expected.clicks {
-                        return Check {
-                            name: "counts",
-                            ok: false,
-                            detail: format!("{last}: counted more than was sent (double counting, or invalid input stored)"),
-                        };
-                    }
-                }
-                None => last = format!("the report is not in the documented shape: {}", shorten(&answer.text())),
-            },
-            Ok(answer) => last = format!("the report answered {}: {}", answer.status, shorten(&answer.text())),
-            Err(e) => last = format!("the report did not answer: {e}"),
-        }
+                last
+            }
+            Err(reason) => reason,
+        };
         if started.elapsed() >= deadline {
             return Check {
                 name: "counts",
@@ -327,15 +325,6 @@ async fn counts(
     }
 }
 
-fn report_counts(answer: &Answer) -> Option<Counts> {
-    let body = answer.json()?;
-    Some(Counts {
-        bids: body["bids"].as_i64()?,
-        imps: body["imps"].as_i64()?,
-        clicks: body["clicks"].as_i64()?,
-    })
-}
-
 async fn predictions(client: &Client, target: &Target, tag: &Tag) -> Check {
     let (valid, without_price) = scenario::prediction_requests(tag);
     let mut wrong = Vec::new();
@@ -346,12 +335,12 @@ async fn predictions(client: &Client, target: &Target, tag: &Tag) -> Check {
                     wrong.push(reason);
                 }
             }
-            None => wrong.push(format!("the answer is not JSON: {}", shorten(&a.text()))),
+            None => wrong.push(format!("the answer is not JSON: {}", a.excerpt())),
         },
         Ok(a) => wrong.push(format!(
             "a valid request was answered {}: {}",
             a.status,
-            shorten(&a.text())
+            a.excerpt()
         )),
         Err(e) => wrong.push(format!("no answer: {e}")),
     }
@@ -360,7 +349,7 @@ async fn predictions(client: &Client, target: &Target, tag: &Tag) -> Check {
         Ok(a) => wrong.push(format!(
             "a request without winPrice was answered {}, not a 400 naming winPrice: {}",
             a.status,
-            shorten(&a.text())
+            a.excerpt()
         )),
         Err(e) => wrong.push(format!("no answer to a request without winPrice: {e}")),
     }
@@ -373,13 +362,4 @@ async fn predictions(client: &Client, target: &Target, tag: &Tag) -> Check {
             wrong.join("; ")
         },
     }
-}
-
-/// At most 200 characters of a body, for a message.
-fn shorten(text: &str) -> String {
-    let mut short: String = text.chars().take(200).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    short
 }
