@@ -22,6 +22,20 @@ pub fn post(route: &str, body: &str) -> anyhow::Result<Value> {
     Ok(event)
 }
 
+/// The recorded API Gateway `POST` event as the predictions API sends it: `POST /` on its
+/// `predictions` stage, with `body`.
+pub fn post_prediction(body: &str) -> anyhow::Result<Value> {
+    let mut event = post("", body)?;
+    event["requestContext"]["path"] = json!("/predictions/");
+    event["requestContext"]["stage"] = json!("predictions");
+    Ok(event)
+}
+
+/// The recorded EventBridge scheduled event that starts the trainer and the compactor.
+pub fn scheduled() -> anyhow::Result<Value> {
+    fixture("eventbridge-scheduled.json")
+}
+
 /// The recorded API Gateway report request, for another campaign.
 pub fn get_report(campaign: i64) -> anyhow::Result<Value> {
     let mut event = fixture("apigw-get-report.json")?;

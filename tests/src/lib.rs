@@ -15,6 +15,7 @@ pub mod fake_platform;
 pub mod fixtures;
 pub mod lambda;
 pub mod platform;
+pub mod synthetic_lake;
 
 /// The repository root (the workspace directory).
 pub fn repo_root() -> PathBuf {

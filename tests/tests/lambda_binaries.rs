@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use sdp_core::synthetic::{Rng, World};
 use sdp_scenarios::lambda::{Outcome, RuntimeApi};
 use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config};
+use sdp_scenarios::synthetic_lake::land;
 use sdp_scenarios::{fixtures, repo_root, MotoServer};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -167,4 +169,96 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
         );
     }
     drop(processes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_trainer_and_predict_binaries_learn_from_the_lake_and_serve_the_promotion() {
+    let moto = MotoServer::start().unwrap();
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let platform = deploy_platform(&config, "models").await.unwrap();
+    let bucket = platform.resource("DataBucket").unwrap().to_owned();
+    let logs = std::env::temp_dir().join(format!("sdp-model-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).unwrap();
+    let env = |extra: &[(&'static str, &str)]| {
+        let mut env = vec![
+            ("AWS_REGION", "us-west-2".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("RUST_LOG", "info".to_owned()),
+            ("BUCKET", bucket.clone()),
+            ("MODEL_PREFIX", "models/".to_owned()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        env
+    };
+    let predict = RuntimeApi::start("predict").unwrap();
+    let trainer = RuntimeApi::start("trainer").unwrap();
+    let (predict_process, predict_init) = predict
+        .spawn(
+            &binary("predict"),
+            &env(&[("MODEL_REFRESH_SECONDS", "0")]),
+            &logs.join("predict.log"),
+        )
+        .unwrap();
+    let trainer_log = logs.join("trainer.log");
+    let (trainer_process, trainer_init) = trainer
+        .spawn(
+            &binary("trainer"),
+            &env(&[
+                ("TRAINING_DAYS", "3650"),
+                ("METRICS_NAMESPACE", "sdp/models"),
+            ]),
+            &trainer_log,
+        )
+        .unwrap();
+
+    let request = r#"{"campaignItemId":"3","domain":"d7.example","creativeId":"cr2","creativeCategory":"cat1","winPrice":120}"#;
+    let score = |answer: &Value| {
+        http_body(answer)["predictions"][0]["score"]
+            .as_f64()
+            .unwrap()
+    };
+    let bootstrap = respond(&predict, &fixtures::post_prediction(request).unwrap());
+    assert_eq!(bootstrap["statusCode"], 200, "{bootstrap}");
+    assert_eq!(score(&bootstrap), 0.5);
+    let missing = respond(
+        &predict,
+        &fixtures::post_prediction(r#"{"domain":"x"}"#).unwrap(),
+    );
+    assert_eq!(missing["statusCode"], 400, "{missing}");
+
+    let objects = sdp_aws::S3Objects::new(sdp_scenarios::platform::s3_client(&config), &bucket);
+    land(&objects, &World::new(&mut Rng(42)), 1, 6_000, "first")
+        .await
+        .unwrap();
+    let record = respond(&trainer, &fixtures::scheduled().unwrap());
+    assert_eq!(record["outcome"], "promoted", "{record}");
+    assert_eq!(record["bids"], 6_000, "{record}");
+    let emitted = std::fs::read_to_string(&trainer_log).unwrap();
+    assert!(
+        emitted.contains(r#""ModelPromoted":1"#) && emitted.contains(r#""Namespace":"sdp/models""#),
+        "no metrics line in the trainer's output:\n{emitted}"
+    );
+
+    let served = respond(&predict, &fixtures::post_prediction(request).unwrap());
+    assert_eq!(served["statusCode"], 200, "{served}");
+    assert_ne!(
+        score(&served),
+        0.5,
+        "predict still serves the bootstrap: {served}"
+    );
+    let again = respond(&trainer, &fixtures::scheduled().unwrap());
+    assert_eq!(again["outcome"], "no new data", "{again}");
+
+    for (function, took) in [("predict", predict_init), ("trainer", trainer_init)] {
+        let size = std::fs::metadata(binary(function))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        eprintln!(
+            "lambda {function}: init {:.1} ms, bootstrap {size} bytes",
+            took.as_secs_f64() * 1000.0
+        );
+    }
+    drop((predict_process, trainer_process));
 }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod ports;
 pub mod processor;
 pub mod reports;
+pub mod retrain;
 pub mod synthetic;
 pub mod train;
 pub mod window;

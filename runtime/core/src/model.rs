@@ -55,20 +55,40 @@ impl BidFeatures {
         let EventBody::Bid(bid) = &event.body else {
             return None;
         };
-        Some(BidFeatures {
-            campaign_item_id: bid.campaign_item_id.to_string(),
-            domain: bid.domain.clone().unwrap_or_default(),
-            creative_id: bid.creative_id.clone().unwrap_or_default(),
-            creative_category: bid.creative_category.clone().unwrap_or_default(),
-            win_price: bid.win_price.unwrap_or(0) as f64,
-            hour: hour_of_day(event.ts),
-        })
+        Some(BidFeatures::of_attributes(
+            bid.campaign_item_id,
+            bid.domain.as_deref(),
+            bid.creative_id.as_deref(),
+            bid.creative_category.as_deref(),
+            bid.win_price,
+            event.ts,
+        ))
+    }
+
+    /// The features of a bid from its stored attributes (a raw event, or a row of the lake's
+    /// `bcns` table): absent attributes are empty, an absent price is none offered.
+    pub fn of_attributes(
+        campaign_item_id: i64,
+        domain: Option<&str>,
+        creative_id: Option<&str>,
+        creative_category: Option<&str>,
+        win_price: Option<i64>,
+        ts_ms: i64,
+    ) -> BidFeatures {
+        BidFeatures {
+            campaign_item_id: campaign_item_id.to_string(),
+            domain: domain.unwrap_or_default().to_owned(),
+            creative_id: creative_id.unwrap_or_default().to_owned(),
+            creative_category: creative_category.unwrap_or_default().to_owned(),
+            win_price: win_price.unwrap_or(0) as f64,
+            hour: hour_of_day(ts_ms),
+        }
     }
 
     /// The hashed, scaled feature vector, with `hash_bits` bits of index.
     pub fn vector(&self, hash_bits: u32) -> Vector {
         let mask = (1_u64 << hash_bits) - 1;
-        let index = |key: &str| u32::try_from(fnv1a(key.as_bytes()) & mask).unwrap_or(0);
+        let index = |key: &str| u32::try_from(stable_hash(key.as_bytes()) & mask).unwrap_or(0);
         let values: [(&str, String); 5] = [
             ("campaign_item_id", self.campaign_item_id.clone()),
             ("domain", self.domain.clone()),
@@ -86,8 +106,9 @@ impl BidFeatures {
     }
 }
 
-/// FNV-1a, 64 bits: a stable hash (the same index on every machine and release).
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits: a stable hash (the same value on every machine and release), for feature
+/// indexes and names derived from content.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -108,7 +129,8 @@ pub struct Metrics {
 pub struct Model {
     pub format: String,
     pub format_version: u32,
-    /// An identifier of this model (the trainer uses the content hash of its training input).
+    /// An identifier of this model. The trainer's sort by time: `<UTC time>-<hash of its input
+    /// files>`.
     pub version: String,
     pub features: Vec<String>,
     pub hash_bits: u32,
@@ -234,8 +256,8 @@ mod tests {
         assert_eq!(v, bid().vector(18), "the same bid, the same vector");
         // FNV-1a's published test vectors: the indexes do not depend on the platform or release,
         // so a model trained by one build scores the same bid the same way in the next.
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

@@ -9,6 +9,9 @@ use sdp_core::ports::{AggregateReader, EventLog, StateStore};
 use sdp_core::processor::{process_batch, ProcessError};
 
 use crate::apigw;
+use crate::model_cache::ModelCache;
+use crate::trainer::{self, TrainerError, TrainerSettings};
+use sdp_aws::{S3ModelStore, S3Objects};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -38,6 +41,29 @@ pub async fn reports<R: AggregateReader>(
         }
         None => apigw::undecodable(),
     }
+}
+
+/// `predict`: an API Gateway event to a prediction with the cached model.
+pub async fn predict(
+    models: &ModelCache,
+    event: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    match apigw::request(&event) {
+        Some(request) => {
+            let model = models.model().await;
+            apigw::response(sdp_api::predict::handle(&model, &request, now_ms()))
+        }
+        None => apigw::undecodable(),
+    }
+}
+
+/// `trainer`: a scheduled run (the event's content does not matter).
+pub async fn trainer(
+    objects: &S3Objects,
+    models: &S3ModelStore,
+    settings: &TrainerSettings,
+) -> Result<serde_json::Value, TrainerError> {
+    trainer::run(objects, models, settings, now_ms()).await
 }
 
 /// `processor`: a Kinesis batch, counted exactly once. A record that is not a valid stored event

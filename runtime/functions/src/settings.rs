@@ -1,5 +1,6 @@
 //! Function settings from environment variables, with errors that name the variable.
 
+use sdp_aws::{S3ModelStore, S3Objects};
 use sdp_core::join::JoinConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,21 @@ fn integer(name: &'static str) -> Result<i64, SettingsError> {
     value
         .parse()
         .map_err(|_| SettingsError::NotAnInteger { name, value })
+}
+
+/// An optional integer setting: `default` when unset.
+pub fn integer_or(name: &'static str, default: i64) -> Result<i64, SettingsError> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(_) => integer(name),
+    }
+}
+
+/// The S3 clients of the lake bucket (`BUCKET`) and its model store (`MODEL_PREFIX`).
+pub fn lake(config: &aws_config::SdkConfig) -> Result<(S3Objects, S3ModelStore), SettingsError> {
+    let objects = S3Objects::new(aws_sdk_s3::Client::new(config), required("BUCKET")?);
+    let models = S3ModelStore::new(objects.clone(), required("MODEL_PREFIX")?);
+    Ok((objects, models))
 }
 
 /// The join settings the template passes to the processor.

@@ -1,7 +1,6 @@
-//! Local training: every so often, if bids arrived since the last run, the bids of the raw lake
-//! are labelled by whether their impression joined, a model is trained on four fifths of them, and
-//! it replaces the serving model only if it is not worse on the other fifth (the same gate as the
-//! trainer Lambda). Promoted models are kept under `<data-dir>/models/` (the newest few).
+//! Local training: every so often, if bids arrived since the last run, one round of
+//! `sdp_core::retrain` (the trainer Lambda's) over the bids of the raw lake.
+//! Promoted models are kept under `<data-dir>/models/` (the newest few).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,10 +11,9 @@ use tokio::sync::watch;
 
 use sdp_core::events::Event;
 use sdp_core::model::{BidFeatures, Model};
-use sdp_core::train::{metrics, should_promote, train, Example, TrainConfig};
+use sdp_core::retrain::{round, LabelledBids, Round};
+use sdp_core::train::TrainConfig;
 
-/// Fewer bids than this say nothing a model could learn.
-const MIN_BIDS: usize = 100;
 /// Promoted model files kept.
 const KEEP: usize = 3;
 
@@ -87,82 +85,51 @@ fn train_once(
     current: &Model,
     trained_on: usize,
 ) -> Result<Option<(Model, usize)>, String> {
-    let LakeBids { bids, won } =
-        read_lake(data_dir).map_err(|e| format!("reading the raw lake failed: {e}"))?;
-    if bids.len() < MIN_BIDS || bids.len() == trained_on {
+    let data = read_lake(data_dir).map_err(|e| format!("reading the raw lake failed: {e}"))?;
+    let bids = data.bids.len();
+    if bids == trained_on {
         return Ok(None);
-    }
-    let config = TrainConfig::default();
-    let (mut fit, mut held_out): (Vec<Example>, Vec<(BidFeatures, bool)>) =
-        (Vec::new(), Vec::new());
-    for (tx_id, features) in &bids {
-        let label = won.contains(tx_id);
-        // A fixed split by transaction: the same bid is always on the same side.
-        if tx_id
-            .bytes()
-            .fold(0_u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-            % 5
-            == 0
-        {
-            held_out.push((features.clone(), label));
-        } else {
-            fit.push((features.vector(config.hash_bits), label));
-        }
-    }
-    let labels: Vec<bool> = held_out.iter().map(|(_, y)| *y).collect();
-    if labels.iter().all(|y| *y) || !labels.iter().any(|y| *y) {
-        return Ok(None); // one class only: nothing to rank yet
     }
     let version = format!("{:020}", crate::now_ms());
-    let mut candidate = train(&fit, &config, &version);
-    let evaluate = |model: &Model| {
-        let scores: Vec<f64> = held_out.iter().map(|(b, _)| model.score(b)).collect();
-        metrics(&scores, &labels)
-    };
-    let (new, old) = (evaluate(&candidate), evaluate(current));
-    if !should_promote(&new, &old) {
-        eprintln!("trainer: kept the current model (candidate {new:?}, current {old:?})");
-        return Ok(None);
+    match round(&data, current, &TrainConfig::default(), &version) {
+        Round::NotEnoughData { .. } => Ok(None),
+        Round::Kept { candidate, current } => {
+            eprintln!(
+                "trainer: kept the current model (candidate {candidate:?}, current {current:?})"
+            );
+            Ok(None)
+        }
+        Round::Promoted { model, .. } => {
+            save(data_dir, &model).map_err(|e| format!("saving the model failed: {e}"))?;
+            if let Some(metrics) = model.metrics {
+                eprintln!(
+                    "trainer: promoted model {} (AUC {:.3}, log loss {:.3}, {bids} bids)",
+                    model.version, metrics.auc, metrics.log_loss
+                );
+            }
+            Ok(Some((model, bids)))
+        }
     }
-    candidate.metrics = Some(new);
-    save(data_dir, &candidate).map_err(|e| format!("saving the model failed: {e}"))?;
-    eprintln!(
-        "trainer: promoted model {} (AUC {:.3}, log loss {:.3}, {} bids)",
-        candidate.version,
-        new.auc,
-        new.log_loss,
-        bids.len()
-    );
-    Ok(Some((candidate, bids.len())))
 }
 
-/// What training learns from: the bids of the raw lake and which of them won.
-struct LakeBids {
-    /// (tx_id, features), each transaction once.
-    bids: Vec<(String, BidFeatures)>,
-    /// The tx_ids whose impression joined.
-    won: HashSet<String>,
-}
-
-fn read_lake(data_dir: &Path) -> std::io::Result<LakeBids> {
-    let mut bids = Vec::new();
+/// The bids of the raw lake, labelled by whether their impression joined.
+fn read_lake(data_dir: &Path) -> std::io::Result<LabelledBids> {
+    let mut data = LabelledBids::default();
     let mut seen = HashSet::new();
     for line in lines(&data_dir.join("lake/raw/bcns"))? {
         let Ok(event) = serde_json::from_str::<Event>(&line) else {
             continue;
         };
         if let Some(features) = BidFeatures::of_bid(&event) {
-            if seen.insert(event.tx_id.clone()) {
-                bids.push((event.tx_id, features));
-            }
+            data.add_bid(&mut seen, event.tx_id, features);
         }
     }
-    let won = lines(&data_dir.join("lake/raw/impressions"))?
+    data.won = lines(&data_dir.join("lake/raw/impressions"))?
         .iter()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|row| row["tx_id"].as_str().map(str::to_owned))
         .collect();
-    Ok(LakeBids { bids, won })
+    Ok(data)
 }
 
 /// Every line of every `.json` file under `root`, in file-name order.

@@ -1,0 +1,185 @@
+//! The few S3 operations the functions need, with S3's conditional requests made explicit: a read
+//! that costs nothing when the object is unchanged (`If-None-Match`), and writes that succeed only
+//! if the object is still what the writer last saw (`If-Match`) or still absent (`If-None-Match: *`).
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use sdp_core::ports::StoreError;
+
+use crate::error::{classify, permanent};
+
+/// The bucket of a stack's lake.
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    client: Client,
+    bucket: String,
+}
+
+/// An object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+}
+
+/// An object's bytes and the ETag they had.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
+
+/// The answer to a conditional read.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The object still has the ETag the reader knows.
+    Unchanged,
+    Missing,
+    Found(Object),
+}
+
+/// The condition a write holds to.
+#[derive(Debug, Clone, Copy)]
+pub enum Precondition<'a> {
+    None,
+    /// The key must not exist yet.
+    Absent,
+    /// The object must still have this ETag.
+    Matches(&'a str),
+}
+
+/// How a conditional write ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Written; the new ETag.
+    Done(String),
+    /// The precondition did not hold: someone else wrote first. Nothing was written.
+    Conflict,
+}
+
+impl S3Objects {
+    pub fn new(client: Client, bucket: impl Into<String>) -> S3Objects {
+        S3Objects {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Every object under `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("S3 ListObjectsV2", e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                found.push(Listed {
+                    key: key.to_owned(),
+                    size: object
+                        .size()
+                        .and_then(|s| u64::try_from(s).ok())
+                        .unwrap_or(0),
+                    etag: object.e_tag().unwrap_or_default().to_owned(),
+                    last_modified_ms: object
+                        .last_modified()
+                        .and_then(|t| t.to_millis().ok())
+                        .unwrap_or(0),
+                });
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    /// The object at `key`, or `Missing`; with `known_etag`, `Unchanged` if it still has that ETag
+    /// (S3 then sends no body).
+    pub async fn get(&self, key: &str, known_etag: Option<&str>) -> Result<Fetched, StoreError> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_none_match(known_etag.map(str::to_owned));
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(err) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                if status == Some(304) {
+                    return Ok(Fetched::Unchanged);
+                }
+                if err.as_service_error().is_some_and(|e| e.is_no_such_key()) || status == Some(404)
+                {
+                    return Ok(Fetched::Missing);
+                }
+                return Err(classify(&format!("S3 GetObject {key}"), err));
+            }
+        };
+        let etag = output.e_tag().unwrap_or_default().to_owned();
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| permanent(format!("S3 GetObject {key}: reading the body failed: {e}")))?
+            .to_vec();
+        Ok(Fetched::Found(Object { bytes, etag }))
+    }
+
+    /// Writes `bytes` at `key` if `precondition` holds.
+    pub async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        precondition: Precondition<'_>,
+    ) -> Result<Written, StoreError> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes));
+        request = match precondition {
+            Precondition::None => request,
+            Precondition::Absent => request.if_none_match("*"),
+            Precondition::Matches(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(output) => Ok(Written::Done(output.e_tag().unwrap_or_default().to_owned())),
+            // 412: the condition failed; 409: a concurrent conditional write to the same key won.
+            Err(err)
+                if matches!(
+                    err.code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(Written::Conflict)
+            }
+            Err(err) => Err(classify(&format!("S3 PutObject {key}"), err)),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("S3 DeleteObject {key}"), e))?;
+        Ok(())
+    }
+}

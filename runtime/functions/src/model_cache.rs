@@ -1,0 +1,72 @@
+//! The predict function's model: read from S3 once, then kept, and checked for a newer promotion
+//! at most every `refresh` with a conditional GET (`If-None-Match`: an unchanged model costs a
+//! 304 and no body). Until a model is promoted the bootstrap serves, so predictions answer from
+//! the first request after deploy. If S3 fails, the model in hand keeps serving: a stale model is
+//! better than no answer, and the error is logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+use sdp_aws::models::Serving;
+use sdp_aws::S3ModelStore;
+use sdp_core::model::Model;
+
+/// The model that serves before any is promoted: no information, every bid scores 0.5.
+pub fn bootstrap() -> Model {
+    Model::constant(0.5)
+}
+
+pub struct ModelCache {
+    store: S3ModelStore,
+    refresh: Duration,
+    state: Mutex<State>,
+}
+
+struct State {
+    model: Arc<Model>,
+    etag: Option<String>,
+    checked: Option<Instant>,
+}
+
+impl ModelCache {
+    pub fn new(store: S3ModelStore, refresh: Duration) -> ModelCache {
+        ModelCache {
+            store,
+            refresh,
+            state: Mutex::new(State {
+                model: Arc::new(bootstrap()),
+                etag: None,
+                checked: None,
+            }),
+        }
+    }
+
+    /// The model to answer with now.
+    pub async fn model(&self) -> Arc<Model> {
+        let mut state = self.state.lock().await;
+        if state.checked.is_some_and(|at| at.elapsed() < self.refresh) {
+            return Arc::clone(&state.model);
+        }
+        match self.store.serving(state.etag.as_deref()).await {
+            Ok(Serving::Unchanged) => {}
+            Ok(Serving::NoneYet) => {
+                state.model = Arc::new(bootstrap());
+                state.etag = None;
+            }
+            Ok(Serving::Model { model, etag }) => {
+                tracing::info!(version = %model.version, "serving model loaded");
+                state.model = Arc::new(model);
+                state.etag = Some(etag);
+            }
+            Err(err) => tracing::error!(
+                error = %sdp_core::ports::with_causes(&err),
+                serving = %state.model.version,
+                "could not check for a newer model; the one in hand keeps serving"
+            ),
+        }
+        state.checked = Some(Instant::now());
+        Arc::clone(&state.model)
+    }
+}

@@ -1,0 +1,264 @@
+//! `trainer`: one retraining run over the compacted lake in S3.
+//!
+//! The schedule fires it often (hourly by default), and it is debounced by data: a run that finds
+//! no `parquet_bcns` or `parquet_impressions` file newer than the last run's ends at once, so idle
+//! costs one listing. Otherwise it reads the last `TRAINING_DAYS` of both tables, runs one
+//! `sdp_core::retrain` round against the serving model, promotes a candidate that is not worse
+//! (`S3ModelStore::promote`), records the run in `models/last-run.json`, and emits the run's
+//! figures as CloudWatch metrics in the embedded metric format (a log line: no API call and no
+//! permission needed). Any failure fails the invocation: the schedule retries it and the failure
+//! alarm fires.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use sdp_aws::models::{Promotion, Serving};
+use sdp_aws::s3::{Fetched, Listed};
+use sdp_aws::{S3ModelStore, S3Objects};
+use sdp_core::lake::{Format, DATASETS};
+use sdp_core::model::{stable_hash, Model};
+use sdp_core::ports::StoreError;
+use sdp_core::retrain::{round, LabelledBids, Round};
+use sdp_core::train::TrainConfig;
+
+/// What a run needs besides its clients.
+#[derive(Debug, Clone)]
+pub struct TrainerSettings {
+    /// Days of data, back from the run's date, that training reads.
+    pub training_days: u32,
+    pub config: TrainConfig,
+    /// The namespace of the run's CloudWatch metrics; None writes none.
+    pub metrics_namespace: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("s3://{bucket}/{key}: {source}")]
+    Read {
+        bucket: String,
+        key: String,
+        source: sdp_lake::training::ReadError,
+    },
+    #[error("training failed: {0}")]
+    Training(String),
+}
+
+/// The first `dt` a run reads: `days` before `now_ms`'s date (UTC).
+fn first_date(now_ms: i64, days: u32) -> String {
+    let day_ms = 86_400_000_i64;
+    let first = now_ms - i64::from(days) * day_ms;
+    jiff::Timestamp::from_millisecond(first)
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_else(|_| sdp_core::lake::FIRST_DATE.to_owned())
+}
+
+/// The compacted files of `dataset` from `first_date` on.
+async fn recent(
+    objects: &S3Objects,
+    dataset: &str,
+    first_date: &str,
+) -> Result<Vec<Listed>, StoreError> {
+    let Some(dataset) = DATASETS.iter().find(|d| d.name == dataset) else {
+        return Ok(Vec::new());
+    };
+    let prefix = dataset.prefix(Format::Parquet);
+    Ok(objects
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter(|o| o.key.ends_with(".parquet"))
+        .filter(|o| {
+            o.key
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_prefix("dt="))
+                .is_some_and(|rest| rest.get(..10).is_some_and(|dt| dt >= first_date))
+        })
+        .collect())
+}
+
+async fn read(objects: &S3Objects, key: &str) -> Result<Bytes, TrainerError> {
+    match objects.get(key, None).await? {
+        Fetched::Found(object) => Ok(Bytes::from(object.bytes)),
+        // Replaced by a newer compaction between the listing and now: the next run reads that.
+        Fetched::Missing | Fetched::Unchanged => Ok(Bytes::new()),
+    }
+}
+
+/// One run at `now_ms`; the record it stored (also the invocation's answer).
+pub async fn run(
+    objects: &S3Objects,
+    models: &S3ModelStore,
+    settings: &TrainerSettings,
+    now_ms: i64,
+) -> Result<Value, TrainerError> {
+    let first_date = first_date(now_ms, settings.training_days);
+    let bcns = recent(objects, "bcns", &first_date).await?;
+    let impressions = recent(objects, "impressions", &first_date).await?;
+    let data_through_ms = bcns
+        .iter()
+        .chain(&impressions)
+        .map(|o| o.last_modified_ms)
+        .max()
+        .unwrap_or(0);
+    let last_through = models
+        .last_run()
+        .await?
+        .and_then(|r| r["data_through_ms"].as_i64())
+        .unwrap_or(-1);
+    if data_through_ms <= last_through {
+        let record = json!({
+            "outcome": "no new data",
+            "files": bcns.len() + impressions.len(),
+            "data_through_ms": last_through,
+        });
+        tracing::info!(%record, "trainer run skipped");
+        return Ok(record);
+    }
+
+    let (current, current_etag) = match models.serving(None).await? {
+        Serving::Model { model, etag } => (model, Some(etag)),
+        Serving::NoneYet | Serving::Unchanged => (Model::constant(0.5), None),
+    };
+    let mut data = LabelledBids::default();
+    let mut seen = HashSet::new();
+    for object in &bcns {
+        let bytes = read(objects, &object.key).await?;
+        if !bytes.is_empty() {
+            sdp_lake::training::add_bids(bytes, &mut data, &mut seen)
+                .map_err(|source| read_error(objects, &object.key, source))?;
+        }
+    }
+    for object in &impressions {
+        let bytes = read(objects, &object.key).await?;
+        if !bytes.is_empty() {
+            sdp_lake::training::add_wins(bytes, &mut data)
+                .map_err(|source| read_error(objects, &object.key, source))?;
+        }
+    }
+
+    // The version sorts by time and names its input: the same files give the same suffix.
+    let inputs: String = bcns
+        .iter()
+        .chain(&impressions)
+        .map(|o| format!("{} {}\n", o.key, o.etag))
+        .collect();
+    let version = format!(
+        "{}-{:016x}",
+        jiff::Timestamp::from_millisecond(now_ms)
+            .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+            .unwrap_or_default(),
+        stable_hash(inputs.as_bytes())
+    );
+    let config = settings.config;
+    let (bids, won) = (data.bids.len(), data.won.len());
+    let serving_version = current.version.clone();
+    let outcome = tokio::task::spawn_blocking(move || round(&data, &current, &config, &version))
+        .await
+        .map_err(|e| TrainerError::Training(e.to_string()))?;
+
+    let mut record = json!({
+        "at_ms": now_ms,
+        "data_through_ms": data_through_ms,
+        "first_date": first_date,
+        "files": bcns.len() + impressions.len(),
+        "bids": bids,
+        "won": won,
+        "serving": serving_version,
+    });
+    let promoted = match outcome {
+        Round::NotEnoughData { .. } => {
+            record["outcome"] = json!("not enough data");
+            false
+        }
+        Round::Kept { candidate, current } => {
+            record["outcome"] = json!("kept the serving model");
+            record["candidate"] = json!(candidate);
+            record["current"] = json!(current);
+            false
+        }
+        Round::Promoted { model, current } => {
+            record["candidate"] = json!(model.metrics);
+            record["current"] = json!(current);
+            match models.promote(&model, current_etag.as_deref()).await? {
+                Promotion::Promoted { .. } => {
+                    record["outcome"] = json!("promoted");
+                    record["serving"] = json!(model.version);
+                    true
+                }
+                Promotion::Superseded => {
+                    record["outcome"] = json!("superseded by a concurrent promotion");
+                    false
+                }
+            }
+        }
+    };
+    models.record_run(&record).await?;
+    tracing::info!(%record, "trainer run finished");
+    if let Some(namespace) = &settings.metrics_namespace {
+        println!("{}", metrics_line(namespace, now_ms, &record, promoted));
+    }
+    Ok(record)
+}
+
+fn read_error(
+    objects: &S3Objects,
+    key: &str,
+    source: sdp_lake::training::ReadError,
+) -> TrainerError {
+    TrainerError::Read {
+        bucket: objects.bucket().to_owned(),
+        key: key.to_owned(),
+        source,
+    }
+}
+
+/// The run's figures as one CloudWatch embedded-metric-format line.
+pub fn metrics_line(namespace: &str, now_ms: i64, record: &Value, promoted: bool) -> Value {
+    let candidate = &record["candidate"];
+    json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Function"]],
+                "Metrics": [
+                    {"Name": "TrainingBids", "Unit": "Count"},
+                    {"Name": "ModelPromoted", "Unit": "Count"},
+                    {"Name": "CandidateAuc", "Unit": "None"},
+                    {"Name": "CandidateLogLoss", "Unit": "None"},
+                ],
+            }],
+        },
+        "Function": "trainer",
+        "TrainingBids": record["bids"],
+        "ModelPromoted": u8::from(promoted),
+        "CandidateAuc": candidate["auc"],
+        "CandidateLogLoss": candidate["log_loss"],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_starts_whole_days_back() {
+        // 2026-11-22T10:00:00Z
+        assert_eq!(first_date(1_795_341_600_000, 14), "2026-11-08");
+        assert_eq!(first_date(1_795_341_600_000, 0), "2026-11-22");
+    }
+
+    #[test]
+    fn metrics_are_one_embedded_metric_format_line() {
+        let record = json!({"bids": 1200, "candidate": {"auc": 0.8, "log_loss": 0.4}});
+        let line = metrics_line("sdp/s", 5, &record, true);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "sdp/s");
+        assert_eq!(line["TrainingBids"], 1200);
+        assert_eq!(line["ModelPromoted"], 1);
+        assert_eq!(line["CandidateAuc"], 0.8);
+    }
+}

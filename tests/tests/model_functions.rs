@@ -1,0 +1,309 @@
+//! The trainer and predict handlers against moto S3, in the bucket the template creates, on a lake
+//! of real Parquet files (compacted by `sdp-lake` from JSON lines of bids drawn from a known
+//! logistic world): the trainer promotes a model learned from the lake and predict starts serving
+//! it; a run with no new data does nothing; a worse candidate is not promoted; a stale promotion
+//! stands down; predict answers real API Gateway events with the documented shape and 400s, and a
+//! broken model file never serves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
+
+use std::time::Duration;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body;
+use serde_json::{json, Map, Value};
+
+use sdp_aws::models::{Promotion, Serving};
+use sdp_aws::s3::Precondition;
+use sdp_aws::{S3ModelStore, S3Objects};
+use sdp_core::model::{hour_of_day, BidFeatures, Model};
+use sdp_core::synthetic::{Rng, World};
+use sdp_core::train::{train, Example, TrainConfig};
+use sdp_functions::handlers;
+use sdp_functions::model_cache::ModelCache;
+use sdp_functions::trainer::{self, TrainerSettings};
+use sdp_scenarios::platform::{deploy_platform, s3_client, sdk_config};
+use sdp_scenarios::synthetic_lake::{land, DAY_MS};
+use sdp_scenarios::{fixtures, MotoServer};
+
+const VALID: &str = r#"{"campaignItemId":"3","domain":"d7.example","creativeId":"cr2","creativeCategory":"cat1","winPrice":120}"#;
+
+/// The runs' clock: that day at 20:00, so every partition is within the training window.
+const NOW_MS: i64 = DAY_MS + 20 * 3_600_000;
+
+struct Lake {
+    _moto: MotoServer,
+    objects: S3Objects,
+    models: S3ModelStore,
+}
+
+async fn lake() -> Lake {
+    let moto = MotoServer::start().unwrap();
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let platform = deploy_platform(&config, "models").await.unwrap();
+    let objects = S3Objects::new(s3_client(&config), platform.resource("DataBucket").unwrap());
+    let models = S3ModelStore::new(objects.clone(), "models/");
+    Lake {
+        _moto: moto,
+        objects,
+        models,
+    }
+}
+
+fn settings() -> TrainerSettings {
+    TrainerSettings {
+        training_days: 14,
+        config: TrainConfig {
+            hash_bits: 14,
+            ..TrainConfig::default()
+        },
+        metrics_namespace: Some("sdp/models".into()),
+    }
+}
+
+fn predict_event(body: &str) -> ApiGatewayProxyRequest {
+    serde_json::from_value(fixtures::post_prediction(body).unwrap()).unwrap()
+}
+
+fn body(response: &ApiGatewayProxyResponse) -> Value {
+    match &response.body {
+        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+async fn score(cache: &ModelCache, request: &str) -> f64 {
+    let response = handlers::predict(cache, predict_event(request)).await;
+    assert_eq!(response.status_code, 200, "{:?}", response.body);
+    let answer = body(&response);
+    let score = answer["predictions"][0]["score"].as_f64().unwrap();
+    let label = answer["predictions"][0]["predicted_label"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(label, if score >= 0.5 { 1.0 } else { 0.0 }, "{answer}");
+    score
+}
+
+/// The features of [`VALID`] at the hour of the predict handler's clock.
+fn valid_bid() -> BidFeatures {
+    BidFeatures {
+        campaign_item_id: "3".into(),
+        domain: "d7.example".into(),
+        creative_id: "cr2".into(),
+        creative_category: "cat1".into(),
+        win_price: 120.0,
+        hour: hour_of_day(
+            i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis(),
+            )
+            .unwrap(),
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_trainer_promotes_a_model_learned_from_the_lake_and_predict_serves_it() {
+    let lake = lake().await;
+    let cache = ModelCache::new(lake.models.clone(), Duration::ZERO);
+    assert_eq!(
+        score(&cache, VALID).await,
+        0.5,
+        "the bootstrap serves before any training"
+    );
+
+    // Nothing landed yet: the run trains nothing.
+    let record = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+        .await
+        .unwrap();
+    assert_eq!(record["outcome"], "not enough data", "{record}");
+
+    let world = World::new(&mut Rng(42));
+    let landed = land(&lake.objects, &world, 1, 6_000, "first")
+        .await
+        .unwrap();
+    let record = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+        .await
+        .unwrap();
+    assert_eq!(record["outcome"], "promoted", "{record}");
+    assert_eq!(record["bids"], 6_000, "{record}");
+    let won = landed.iter().filter(|(_, y)| *y).count();
+    assert_eq!(record["won"], won, "{record}");
+    assert_eq!(lake.models.versions().await.unwrap().len(), 1);
+    let Serving::Model { model, .. } = lake.models.serving(None).await.unwrap() else {
+        panic!("nothing serves after a promotion");
+    };
+    assert_eq!(record["serving"], json!(model.version));
+    let metrics = model.metrics.unwrap();
+    assert!(metrics.auc > 0.7, "{metrics:?}");
+    assert!(metrics.calibration_error < 0.06, "{metrics:?}");
+    let last_run = lake.models.last_run().await.unwrap().unwrap();
+    assert_eq!(last_run, record);
+
+    // Predict picks the promotion up on its next check, and answers with the promoted model.
+    let served = score(&cache, VALID).await;
+    assert_ne!(served, 0.5);
+    assert!(
+        (served - model.score(&valid_bid())).abs() < 1e-12,
+        "predict answered {served}, the promoted model scores {}",
+        model.score(&valid_bid())
+    );
+
+    // No new file since: the next run is a listing and nothing else.
+    let again = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS + 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(again["outcome"], "no new data", "{again}");
+    assert_eq!(lake.models.versions().await.unwrap().len(), 1);
+    assert_eq!(lake.models.last_run().await.unwrap().unwrap(), record);
+
+    // A broken model file must not serve: predict keeps the model in hand, the trainer fails
+    // loudly (its failure alarm), naming the file.
+    lake.objects
+        .put(
+            "models/current.json",
+            b"{\"format\":\"nope\"}".to_vec(),
+            "application/json",
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(score(&cache, VALID).await, served);
+    land(&lake.objects, &world, 2, 200, "second").await.unwrap();
+    let err = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+        .await
+        .unwrap_err();
+    let message = sdp_core::ports::with_causes(&err);
+    assert!(message.contains("models/current.json"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worse_candidate_is_not_promoted_and_a_stale_promotion_stands_down() {
+    let lake = lake().await;
+    let world = World::new(&mut Rng(42));
+
+    // Serving: a model that learned the same world from 40,000 bids.
+    let config = settings().config;
+    let mut rng = Rng(99);
+    let examples: Vec<Example> = (0..40_000)
+        .map(|_| {
+            let (bid, won, _) = world.sample(&mut rng);
+            (bid.vector(config.hash_bits), won)
+        })
+        .collect();
+    let strong = train(&examples, &config, "strong");
+    let Promotion::Promoted { etag } = lake.models.promote(&strong, None).await.unwrap() else {
+        panic!("the first promotion was refused");
+    };
+
+    // The lake holds 400 bids of that world: a candidate from 320 of them is worse on the rest.
+    land(&lake.objects, &world, 3, 400, "few").await.unwrap();
+    let record = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+        .await
+        .unwrap();
+    assert_eq!(record["outcome"], "kept the serving model", "{record}");
+    assert!(
+        record["candidate"]["log_loss"].as_f64().unwrap()
+            > record["current"]["log_loss"].as_f64().unwrap()
+            || record["candidate"]["auc"].as_f64().unwrap()
+                < record["current"]["auc"].as_f64().unwrap(),
+        "{record}"
+    );
+    assert_eq!(record["serving"], "strong");
+    assert_eq!(lake.models.versions().await.unwrap(), ["strong"]);
+    assert!(matches!(
+        lake.models.serving(Some(&etag)).await.unwrap(),
+        Serving::Unchanged
+    ));
+
+    // A run that read the serving model before another promoted cannot overwrite the newer one.
+    let mut other = strong.clone();
+    other.version = "other".into();
+    let Promotion::Promoted { etag: newer } =
+        lake.models.promote(&other, Some(&etag)).await.unwrap()
+    else {
+        panic!("a promotion over the current ETag was refused");
+    };
+    let mut stale = strong.clone();
+    stale.version = "stale".into();
+    assert_eq!(
+        lake.models.promote(&stale, Some(&etag)).await.unwrap(),
+        Promotion::Superseded
+    );
+    assert!(matches!(
+        lake.models.serving(Some(&newer)).await.unwrap(),
+        Serving::Unchanged
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_newest_versions_are_kept() {
+    let lake = lake().await;
+    let mut etag = None;
+    for i in 0..8 {
+        let mut model = Model::constant(0.5);
+        model.version = format!("20261122T{i:02}0000Z-0");
+        let Promotion::Promoted { etag: new } =
+            lake.models.promote(&model, etag.as_deref()).await.unwrap()
+        else {
+            panic!("promotion {i} refused");
+        };
+        etag = Some(new);
+    }
+    let versions = lake.models.versions().await.unwrap();
+    let expected: Vec<String> = (3..8).map(|i| format!("20261122T{i:02}0000Z-0")).collect();
+    assert_eq!(versions, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn predict_answers_api_gateway_events_with_the_documented_shape_and_400s() {
+    let lake = lake().await;
+    let cache = ModelCache::new(lake.models.clone(), Duration::from_secs(60));
+    assert_eq!(score(&cache, VALID).await, 0.5);
+    assert_eq!(
+        score(&cache, &VALID.replace(r#""3""#, "3")).await,
+        0.5,
+        "a numeric campaign id"
+    );
+
+    for field in [
+        "campaignItemId",
+        "domain",
+        "creativeId",
+        "creativeCategory",
+        "winPrice",
+    ] {
+        let valid: Map<String, Value> = serde_json::from_str(VALID).unwrap();
+        let mut missing = valid.clone();
+        missing.remove(field);
+        let mut wrong = valid;
+        wrong.insert(field.into(), json!({"not": "a value"}));
+        for request in [Value::Object(missing), Value::Object(wrong)] {
+            let response = handlers::predict(&cache, predict_event(&request.to_string())).await;
+            assert_eq!(response.status_code, 400, "{request}");
+            assert_eq!(body(&response)["field"], field, "{request}");
+        }
+    }
+    let text_price = VALID.replace("120", "\"120\"");
+    let negative = VALID.replace("120", "-1");
+    for (request, problem) in [
+        (text_price.as_str(), "must be a number"),
+        (negative.as_str(), "must not be negative"),
+        ("{oops", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+    ] {
+        let response = handlers::predict(&cache, predict_event(request)).await;
+        assert_eq!(response.status_code, 400, "{request}");
+        let error = body(&response)["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(problem), "{request}: {error}");
+    }
+
+    let mut get = predict_event("");
+    get.http_method = aws_lambda_events::http::Method::GET;
+    assert_eq!(handlers::predict(&cache, get).await.status_code, 405);
+    let mut base64 = predict_event("not base64!");
+    base64.is_base64_encoded = true;
+    assert_eq!(handlers::predict(&cache, base64).await.status_code, 400);
+}
