@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod duckdb;
 pub mod fake_platform;
 pub mod fixtures;
 pub mod lambda;

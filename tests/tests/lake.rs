@@ -5,61 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use sdp_core::events::{Bid, Event, EventBody};
 use sdp_core::join::JoinedEvent;
 use sdp_core::lake::{Dataset, Format, DATASETS};
 use sdp_lake::compact::compact;
-use sdp_scenarios::venv_tool;
+use sdp_scenarios::duckdb::read as duckdb_read;
 
 fn dataset(name: &str) -> &'static Dataset {
     DATASETS.iter().find(|d| d.name == name).unwrap()
-}
-
-/// A Parquet file as DuckDB reads it: columns as (name, DuckDB type), and rows in file order.
-type FileAsRead = (Vec<(String, String)>, Vec<Value>);
-
-fn duckdb_read(paths: &[&Path]) -> Vec<FileAsRead> {
-    let script = r#"
-import duckdb, json, sys
-con = duckdb.connect()
-out = []
-for path in sys.argv[1:]:
-    columns = [[d[0], d[1]] for d in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()]
-    rows = [list(r) for r in con.execute("SELECT * FROM read_parquet(?)", [path]).fetchall()]
-    out.append({"columns": columns, "rows": rows})
-print(json.dumps(out))
-"#;
-    let output = Command::new(venv_tool("python").unwrap())
-        .arg("-c")
-        .arg(script)
-        .args(paths)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    parsed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|file| {
-            let columns = file["columns"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| (c[0].as_str().unwrap().into(), c[1].as_str().unwrap().into()))
-                .collect();
-            (columns, file["rows"].as_array().unwrap().clone())
-        })
-        .collect()
 }
 
 fn lines(values: &[String]) -> Vec<u8> {
@@ -154,7 +110,7 @@ fn duckdb_reads_exactly_the_rows_and_types_the_compactor_wrote() {
         path
     })
     .collect();
-    let read = duckdb_read(&paths.iter().map(|p| p.as_path()).collect::<Vec<_>>());
+    let read = duckdb_read(&paths.iter().map(|p| p.as_path()).collect::<Vec<_>>()).unwrap();
 
     let varchar_or_bigint = |d: &Dataset| -> Vec<(String, String)> {
         d.columns
@@ -275,7 +231,7 @@ fn glue_parquet_tables_declare_exactly_the_columns_of_the_compacted_files() {
         let out = compact(&dataset, &[]).unwrap();
         let path = dir.join(format!("{}.parquet", dataset.name));
         std::fs::write(&path, &out.parquet).unwrap();
-        let (columns, rows) = duckdb_read(&[&path]).remove(0);
+        let (columns, rows) = duckdb_read(&[&path]).unwrap().remove(0);
         assert!(rows.is_empty());
         let in_file: Vec<(String, String)> = columns
             .into_iter()

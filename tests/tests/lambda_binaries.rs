@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sdp_core::synthetic::{Rng, World};
 use sdp_scenarios::lambda::{Outcome, RuntimeApi};
 use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config};
-use sdp_scenarios::synthetic_lake::land;
+use sdp_scenarios::synthetic_lake::land_raw;
 use sdp_scenarios::{fixtures, repo_root, MotoServer};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -172,7 +172,7 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_trainer_and_predict_binaries_learn_from_the_lake_and_serve_the_promotion() {
+async fn release_compactor_trainer_and_predict_binaries_take_raw_events_to_served_predictions() {
     let moto = MotoServer::start().unwrap();
     let config = sdk_config(&moto.endpoint, "us-west-2").await;
     let platform = deploy_platform(&config, "models").await.unwrap();
@@ -192,8 +192,12 @@ async fn release_trainer_and_predict_binaries_learn_from_the_lake_and_serve_the_
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         env
     };
+    let compactor = RuntimeApi::start("compactor").unwrap();
     let predict = RuntimeApi::start("predict").unwrap();
     let trainer = RuntimeApi::start("trainer").unwrap();
+    let (compactor_process, compactor_init) = compactor
+        .spawn(&binary("compactor"), &env(&[]), &logs.join("compactor.log"))
+        .unwrap();
     let (predict_process, predict_init) = predict
         .spawn(
             &binary("predict"),
@@ -229,12 +233,19 @@ async fn release_trainer_and_predict_binaries_learn_from_the_lake_and_serve_the_
     assert_eq!(missing["statusCode"], 400, "{missing}");
 
     let objects = sdp_aws::S3Objects::new(sdp_scenarios::platform::s3_client(&config), &bucket);
-    land(&objects, &World::new(&mut Rng(42)), 1, 6_000, "first")
+    // Raw objects of 2026-11-21: every hour of it is closed by now.
+    land_raw(&objects, &World::new(&mut Rng(42)), 1, 6_000, "first")
         .await
         .unwrap();
+    let compacted = respond(&compactor, &fixtures::scheduled().unwrap());
+    let partitions = compacted["compacted"].as_array().unwrap();
+    let rows: u64 = partitions.iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+    assert!(partitions.len() > 24, "{compacted}"); // bcns and impressions, hour by hour
+    assert_eq!(compacted["rejected"], json!([]), "{compacted}");
     let record = respond(&trainer, &fixtures::scheduled().unwrap());
     assert_eq!(record["outcome"], "promoted", "{record}");
     assert_eq!(record["bids"], 6_000, "{record}");
+    assert_eq!(rows, 6_000 + record["won"].as_u64().unwrap(), "{compacted}");
     let emitted = std::fs::read_to_string(&trainer_log).unwrap();
     assert!(
         emitted.contains(r#""ModelPromoted":1"#) && emitted.contains(r#""Namespace":"sdp/models""#),
@@ -251,7 +262,11 @@ async fn release_trainer_and_predict_binaries_learn_from_the_lake_and_serve_the_
     let again = respond(&trainer, &fixtures::scheduled().unwrap());
     assert_eq!(again["outcome"], "no new data", "{again}");
 
-    for (function, took) in [("predict", predict_init), ("trainer", trainer_init)] {
+    for (function, took) in [
+        ("compactor", compactor_init),
+        ("predict", predict_init),
+        ("trainer", trainer_init),
+    ] {
         let size = std::fs::metadata(binary(function))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -260,5 +275,5 @@ async fn release_trainer_and_predict_binaries_learn_from_the_lake_and_serve_the_
             took.as_secs_f64() * 1000.0
         );
     }
-    drop((predict_process, trainer_process));
+    drop((compactor_process, predict_process, trainer_process));
 }

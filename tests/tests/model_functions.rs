@@ -28,7 +28,7 @@ use sdp_scenarios::{fixtures, MotoServer};
 
 const VALID: &str = r#"{"campaignItemId":"3","domain":"d7.example","creativeId":"cr2","creativeCategory":"cat1","winPrice":120}"#;
 
-/// The runs' clock: that day at 20:00, so every partition is within the training window.
+/// The runs' clock: the lake's day at 20:00, so every partition is within the training window.
 const NOW_MS: i64 = DAY_MS + 20 * 3_600_000;
 
 struct Lake {

@@ -9,6 +9,7 @@ use sdp_core::ports::{AggregateReader, EventLog, StateStore};
 use sdp_core::processor::{process_batch, ProcessError};
 
 use crate::apigw;
+use crate::compactor::{self, CompactorError, CompactorSettings};
 use crate::model_cache::ModelCache;
 use crate::trainer::{self, TrainerError, TrainerSettings};
 use sdp_aws::{S3ModelStore, S3Objects};
@@ -55,6 +56,14 @@ pub async fn predict(
         }
         None => apigw::undecodable(),
     }
+}
+
+/// `compactor`: a scheduled run (the event's content does not matter).
+pub async fn compactor(
+    objects: &S3Objects,
+    settings: &CompactorSettings,
+) -> Result<serde_json::Value, CompactorError> {
+    compactor::run(objects, settings, now_ms()).await
 }
 
 /// `trainer`: a scheduled run (the event's content does not matter).

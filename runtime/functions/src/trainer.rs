@@ -216,29 +216,41 @@ fn read_error(
     }
 }
 
-/// The run's figures as one CloudWatch embedded-metric-format line.
+/// The run's figures as one CloudWatch embedded-metric-format line. The candidate's metrics are
+/// there only if a candidate was trained (EMF takes numbers, not nulls).
 pub fn metrics_line(namespace: &str, now_ms: i64, record: &Value, promoted: bool) -> Value {
-    let candidate = &record["candidate"];
-    json!({
-        "_aws": {
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Function"]],
-                "Metrics": [
-                    {"Name": "TrainingBids", "Unit": "Count"},
-                    {"Name": "ModelPromoted", "Unit": "Count"},
-                    {"Name": "CandidateAuc", "Unit": "None"},
-                    {"Name": "CandidateLogLoss", "Unit": "None"},
-                ],
-            }],
-        },
+    let mut names = vec!["TrainingBids", "ModelPromoted"];
+    let mut line = json!({
         "Function": "trainer",
-        "TrainingBids": record["bids"],
+        "TrainingBids": record["bids"].as_u64().unwrap_or(0),
         "ModelPromoted": u8::from(promoted),
-        "CandidateAuc": candidate["auc"],
-        "CandidateLogLoss": candidate["log_loss"],
-    })
+    });
+    for (name, field) in [("CandidateAuc", "auc"), ("CandidateLogLoss", "log_loss")] {
+        if let Some(value) = record["candidate"][field].as_f64() {
+            line[name] = json!(value);
+            names.push(name);
+        }
+    }
+    let metrics: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let unit = if name.starts_with("Candidate") {
+                "None"
+            } else {
+                "Count"
+            };
+            json!({"Name": name, "Unit": unit})
+        })
+        .collect();
+    line["_aws"] = json!({
+        "Timestamp": now_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": namespace,
+            "Dimensions": [["Function"]],
+            "Metrics": metrics,
+        }],
+    });
+    line
 }
 
 #[cfg(test)]
@@ -260,5 +272,19 @@ mod tests {
         assert_eq!(line["TrainingBids"], 1200);
         assert_eq!(line["ModelPromoted"], 1);
         assert_eq!(line["CandidateAuc"], 0.8);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .map(Vec::len),
+            Some(4)
+        );
+        let skipped = metrics_line("sdp/s", 5, &json!({"bids": 0}), false);
+        assert!(skipped.get("CandidateAuc").is_none(), "{skipped}");
+        assert_eq!(
+            skipped["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
     }
 }

@@ -7,11 +7,15 @@
 //! gives the same bytes. A line that is not JSON, or has a value of the wrong type, is reported
 //! with its input and line number; the rest of the input is kept.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::io::Read;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use flate2::read::MultiGzDecoder;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -61,6 +65,8 @@ pub enum CompactError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("building Arrow arrays failed: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    #[error("the previous file has no column `{0}` of the declared type")]
+    Previous(&'static str),
 }
 
 /// The Arrow schema of a dataset's table: its columns in order, every one nullable.
@@ -101,11 +107,36 @@ fn properties() -> Result<WriterProperties, CompactError> {
         .build())
 }
 
-/// Compacts `inputs` (name, JSON-lines bytes) of `dataset` into one Parquet file.
+/// Compacts `inputs` (name, JSON-lines bytes, gzipped or not) of `dataset` into one Parquet file.
 pub fn compact(dataset: &Dataset, inputs: &[(String, Vec<u8>)]) -> Result<Compacted, CompactError> {
-    let mut rows = Vec::new();
+    compact_onto(dataset, None, inputs)
+}
+
+/// Compacts `inputs` together with the rows of `previous`, a file this module wrote for the same
+/// dataset: the result is the file a compaction of all their inputs at once would give, byte for
+/// byte, so late data merges into a partition without its (possibly expired) earlier inputs.
+pub fn compact_onto(
+    dataset: &Dataset,
+    previous: Option<&[u8]>,
+    inputs: &[(String, Vec<u8>)],
+) -> Result<Compacted, CompactError> {
+    let mut rows = match previous {
+        Some(parquet) => rows_of(dataset, parquet)?,
+        None => Vec::new(),
+    };
     let mut rejected = Vec::new();
     for (name, bytes) in inputs {
+        let bytes = match gunzip(bytes) {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                rejected.push(RejectedLine {
+                    input: name.clone(),
+                    line: 0,
+                    reason,
+                });
+                continue;
+            }
+        };
         for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -159,6 +190,53 @@ pub fn compact(dataset: &Dataset, inputs: &[(String, Vec<u8>)]) -> Result<Compac
         superseded,
         rejected,
     })
+}
+
+/// The bytes of a gzipped object (Firehose's delivery), or the bytes as they are.
+fn gunzip(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 8);
+    MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not a valid gzip object: {e}"))?;
+    Ok(Cow::Owned(out))
+}
+
+/// The rows of a file written by [`compact`] for `dataset`, read back as cells.
+fn rows_of(dataset: &Dataset, parquet: &[u8]) -> Result<Vec<Vec<Cell>>, CompactError> {
+    let reader =
+        ParquetRecordBatchReader::try_new(bytes::Bytes::copy_from_slice(parquet), BATCH_ROWS)?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let mut columns = Vec::with_capacity(dataset.columns.len());
+        for column in dataset.columns {
+            let array = batch.column_by_name(column.name);
+            let cells: Option<Vec<Cell>> = match column.column_type {
+                ColumnType::String => array
+                    .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| v.map_or(Cell::Null, |v| Cell::Text(v.to_owned())))
+                            .collect()
+                    }),
+                ColumnType::Bigint => array
+                    .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+                    .map(|a| a.iter().map(|v| v.map_or(Cell::Null, Cell::Int)).collect()),
+            };
+            columns.push(
+                cells
+                    .ok_or(CompactError::Previous(column.name))?
+                    .into_iter(),
+            );
+        }
+        for _ in 0..batch.num_rows() {
+            rows.push(columns.iter_mut().filter_map(Iterator::next).collect());
+        }
+    }
+    Ok(rows)
 }
 
 fn compare(order: &[usize], a: &[Cell], b: &[Cell]) -> Ordering {
@@ -340,6 +418,60 @@ mod tests {
             }
         }
         rows
+    }
+
+    #[test]
+    fn late_inputs_compacted_onto_the_previous_file_give_the_bytes_of_all_at_once() {
+        let early = b"{\"tx_id\":\"a\",\"type\":\"bid\",\"ts\":2,\"received_at\":2,\"campaign_item_id\":1}\n".to_vec();
+        let late =
+            b"{\"tx_id\":\"b\",\"type\":\"imp\",\"ts\":1,\"received_at\":9,\"win_price\":5}\n"
+                .to_vec();
+        let all = compact(
+            bcns(),
+            &[("e".into(), early.clone()), ("l".into(), late.clone())],
+        )
+        .unwrap();
+        let first = compact(bcns(), &[("e".into(), early.clone())]).unwrap();
+        let merged = compact_onto(bcns(), Some(&first.parquet), &[("l".into(), late)]).unwrap();
+        assert_eq!(merged.parquet, all.parquet);
+        assert_eq!(merged.rows, 2);
+        // A redelivery of what the previous file holds adds nothing.
+        let again = compact_onto(bcns(), Some(&merged.parquet), &[("e2".into(), early)]).unwrap();
+        assert_eq!((again.parquet, again.duplicates), (all.parquet, 1));
+        // Another dataset's file is not a previous file of this one.
+        let aggregates = DATASETS.iter().find(|d| d.name == "aggregates").unwrap();
+        let err = compact_onto(aggregates, Some(&first.parquet), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("`campaign_item_id`") || err.to_string().contains("`period`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn gzipped_inputs_are_read_and_a_broken_one_is_reported_alone() {
+        use std::io::Write;
+        let line = b"{\"tx_id\":\"a\",\"type\":\"click\",\"ts\":1,\"received_at\":1}\n";
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(line).unwrap();
+        let gzipped = encoder.finish().unwrap();
+        let plain = compact(bcns(), &[("p".into(), line.to_vec())]).unwrap();
+        let broken = [&gzipped[..10], b"garbage"].concat();
+        let out = compact(
+            bcns(),
+            &[("g.gz".into(), gzipped), ("bad.gz".into(), broken)],
+        )
+        .unwrap();
+        assert_eq!(out.parquet, plain.parquet);
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(
+            (out.rejected[0].input.as_str(), out.rejected[0].line),
+            ("bad.gz", 0)
+        );
+        assert!(
+            out.rejected[0].reason.contains("gzip"),
+            "{:?}",
+            out.rejected
+        );
     }
 
     #[test]

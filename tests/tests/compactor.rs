@@ -1,0 +1,363 @@
+//! The compactor handler against moto S3, in the bucket the template creates, on gzipped raw
+//! objects as Firehose lands them: closed partitions become Parquet that DuckDB reads back with
+//! exactly the expected rows and types; a rerun changes nothing; late data is merged into the
+//! same bytes a compaction of everything at once gives; expired raw objects change nothing;
+//! concurrent runs write one generation; a corrupt line is reported and the rest kept.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use sdp_aws::s3::{Fetched, Precondition};
+use sdp_aws::S3Objects;
+use sdp_core::lake::{Dataset, DATASETS};
+use sdp_functions::compactor::{self, CompactorSettings};
+use sdp_scenarios::platform::{deploy_platform, s3_client, sdk_config};
+use sdp_scenarios::{duckdb, MotoServer};
+
+/// 2026-11-22T00:00:00Z, the day of the raw objects.
+const DAY_MS: i64 = 1_795_305_600_000;
+/// The runs' clock: 2026-11-22T13:00Z. Hours 10 and 11 are closed; hour 12 closes at 13:20.
+const NOW_MS: i64 = DAY_MS + 13 * 3_600_000;
+
+struct Lake {
+    _moto: MotoServer,
+    objects: S3Objects,
+}
+
+async fn lake() -> Lake {
+    let moto = MotoServer::start().unwrap();
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let platform = deploy_platform(&config, "lake").await.unwrap();
+    let objects = S3Objects::new(s3_client(&config), platform.resource("DataBucket").unwrap());
+    Lake {
+        _moto: moto,
+        objects,
+    }
+}
+
+fn dataset(name: &str) -> &'static Dataset {
+    DATASETS.iter().find(|d| d.name == name).unwrap()
+}
+
+fn gzip(lines: &[String]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for line in lines {
+        encoder.write_all(line.as_bytes()).unwrap();
+        encoder.write_all(b"\n").unwrap();
+    }
+    encoder.finish().unwrap()
+}
+
+fn bid(tx: &str, hour: i64, campaign: i64) -> String {
+    let ts = DAY_MS + hour * 3_600_000 + 1_000;
+    json!({"tx_id": tx, "type": "bid", "ts": ts, "received_at": ts + 5, "campaign_item_id": campaign,
+           "app_uid": "u", "creative_id": "c", "creative_category": "k", "domain": "d.example"})
+    .to_string()
+}
+
+fn snapshot(campaign: i64, period: &str, bids: i64, imps: i64) -> String {
+    json!({"campaign_item_id": campaign, "period": period, "bids": bids, "imps": imps, "clicks": 0})
+        .to_string()
+}
+
+/// Lands `lines` as one gzipped raw object of `dataset`, hour `hour` of the test day; its key.
+async fn land(lake: &Lake, dataset: &str, hour: u32, name: &str, lines: &[String]) -> String {
+    let key = format!("raw/{dataset}/dt=2026-11-22/hour={hour:02}/sdp-raw-{dataset}-{name}.gz");
+    lake.objects
+        .put(
+            &key,
+            gzip(lines),
+            "application/octet-stream",
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    key
+}
+
+/// The Parquet partition's objects: name → ETag.
+async fn partition(lake: &Lake, dataset: &str, hour: u32) -> BTreeMap<String, String> {
+    let prefix = format!("parquet/{dataset}/dt=2026-11-22/hour={hour:02}/");
+    lake.objects
+        .list(&prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.key[prefix.len()..].to_owned(), o.etag))
+        .collect()
+}
+
+/// The one Parquet file of a partition: its bytes.
+async fn file(lake: &Lake, dataset: &str, hour: u32) -> Vec<u8> {
+    let files: Vec<String> = partition(lake, dataset, hour)
+        .await
+        .into_keys()
+        .filter(|name| name.starts_with("part-"))
+        .collect();
+    assert_eq!(files.len(), 1, "{dataset} hour {hour}: {files:?}");
+    let key = format!(
+        "parquet/{dataset}/dt=2026-11-22/hour={hour:02}/{}",
+        files[0]
+    );
+    match lake.objects.get(&key, None).await.unwrap() {
+        Fetched::Found(object) => object.bytes,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+/// The file as DuckDB reads it.
+fn read(bytes: &[u8]) -> duckdb::FileAsRead {
+    let path = std::env::temp_dir().join(format!(
+        "sdp-compactor-{}-{}.parquet",
+        std::process::id(),
+        sdp_core::model::stable_hash(bytes)
+    ));
+    std::fs::write(&path, bytes).unwrap();
+    let read = duckdb::read(&[&path]).unwrap().remove(0);
+    std::fs::remove_file(&path).unwrap();
+    read
+}
+
+async fn run(lake: &Lake, now_ms: i64) -> Value {
+    compactor::run(&lake.objects, &CompactorSettings::default(), now_ms)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_partitions_become_exact_parquet_and_a_rerun_changes_nothing() {
+    let lake = lake().await;
+    let ten = [bid("a", 10, 7), bid("b", 10, 8)];
+    land(&lake, "bcns", 10, "1", &ten).await;
+    // A redelivery of one line, as Firehose may make.
+    land(&lake, "bcns", 10, "2", &[bid("a", 10, 7)]).await;
+    let corrupt = land(
+        &lake,
+        "bcns",
+        11,
+        "1",
+        &[bid("c", 11, 7), "{\"tx_id\": oops".into(), bid("d", 11, 9)],
+    )
+    .await;
+    land(&lake, "bcns", 12, "1", &[bid("e", 12, 7)]).await;
+    land(
+        &lake,
+        "aggregates",
+        10,
+        "1",
+        &[
+            snapshot(7, "2026-11-22 10:00:00.000", 1, 0),
+            snapshot(7, "2026-11-22 10:00:00.000", 3, 1),
+            snapshot(8, "2026-11-22 10:10:00.000", 1, 0),
+        ],
+    )
+    .await;
+
+    let summary = run(&lake, NOW_MS).await;
+    let compacted: Vec<&str> = summary["compacted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["partition"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        compacted,
+        [
+            "parquet/bcns/dt=2026-11-22/hour=10/",
+            "parquet/bcns/dt=2026-11-22/hour=11/",
+            "parquet/aggregates/dt=2026-11-22/hour=10/",
+        ],
+        "{summary}"
+    );
+    // The corrupt line is reported with its place; its neighbours are kept.
+    assert_eq!(
+        summary["rejected"].as_array().unwrap().len(),
+        1,
+        "{summary}"
+    );
+    assert_eq!(summary["rejected"][0]["input"], corrupt);
+    assert_eq!(summary["rejected"][0]["line"], 2);
+    assert!(
+        partition(&lake, "bcns", 12).await.is_empty(),
+        "an open hour was compacted"
+    );
+
+    let (columns, rows) = read(&file(&lake, "bcns", 10).await);
+    let types: Vec<(&str, &str)> = columns
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("tx_id", "VARCHAR"),
+            ("type", "VARCHAR"),
+            ("ts", "BIGINT"),
+            ("received_at", "BIGINT"),
+            ("campaign_item_id", "BIGINT"),
+            ("app_uid", "VARCHAR"),
+            ("creative_id", "VARCHAR"),
+            ("creative_category", "VARCHAR"),
+            ("domain", "VARCHAR"),
+            ("win_price", "BIGINT"),
+        ]
+    );
+    let ts = DAY_MS + 10 * 3_600_000 + 1_000;
+    assert_eq!(
+        rows,
+        [
+            json!(["a", "bid", ts, ts + 5, 7, "u", "c", "k", "d.example", null]),
+            json!(["b", "bid", ts, ts + 5, 8, "u", "c", "k", "d.example", null]),
+        ]
+    );
+    let (_, eleven) = read(&file(&lake, "bcns", 11).await);
+    let txs: Vec<&Value> = eleven.iter().map(|r| &r[0]).collect();
+    assert_eq!(txs, [&json!("c"), &json!("d")]);
+    let (_, aggregates) = read(&file(&lake, "aggregates", 10).await);
+    assert_eq!(
+        aggregates,
+        [
+            json!([7, "2026-11-22 10:00:00.000", 3, 1, 0]),
+            json!([8, "2026-11-22 10:10:00.000", 1, 0, 0]),
+        ],
+        "one row per key, with the latest totals"
+    );
+    let manifest: Value = match lake
+        .objects
+        .get("parquet/bcns/dt=2026-11-22/hour=11/_manifest.json", None)
+        .await
+        .unwrap()
+    {
+        Fetched::Found(object) => serde_json::from_slice(&object.bytes).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (manifest["rows"].clone(), manifest["rejected_lines"].clone()),
+        (json!(2), json!(1))
+    );
+
+    // Rerun: nothing to do, nothing written.
+    let before = partition(&lake, "bcns", 10).await;
+    let again = run(&lake, NOW_MS + 600_000).await;
+    assert_eq!(again["compacted"], json!([]), "{again}");
+    assert_eq!(partition(&lake, "bcns", 10).await, before);
+    assert!(
+        !before.keys().any(|k| k.contains("_compacting")),
+        "a lock was left: {before:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn late_data_merges_into_the_bytes_of_one_compaction_and_expired_raw_changes_nothing() {
+    let lake = lake().await;
+    let early = land(&lake, "bcns", 10, "1", &[bid("a", 10, 7), bid("b", 10, 8)]).await;
+    run(&lake, NOW_MS).await;
+    let first = partition(&lake, "bcns", 10).await;
+
+    let late_lines = [bid("late", 10, 7), bid("a", 10, 7)];
+    land(&lake, "bcns", 10, "2", &late_lines).await;
+    let summary = run(&lake, NOW_MS + 900_000).await;
+    assert_eq!(summary["compacted"][0]["new_inputs"], 1, "{summary}");
+    assert_eq!(summary["compacted"][0]["rows"], 3, "{summary}");
+    let second = partition(&lake, "bcns", 10).await;
+    let old: Vec<&String> = first.keys().filter(|k| k.starts_with("part-")).collect();
+    assert!(
+        !second.contains_key(old[0]),
+        "the previous generation is still there: {second:?}"
+    );
+    let merged = file(&lake, "bcns", 10).await;
+    let all_at_once = sdp_lake::compact::compact(
+        dataset("bcns"),
+        &[
+            (
+                "1".into(),
+                [bid("a", 10, 7), bid("b", 10, 8)].join("\n").into_bytes(),
+            ),
+            ("2".into(), late_lines.join("\n").into_bytes()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        merged, all_at_once.parquet,
+        "late data did not give the bytes of one compaction"
+    );
+    let (_, rows) = read(&merged);
+    assert_eq!(rows.len(), 3);
+
+    // The lifecycle rule expires the early raw object: the partition stays as it is.
+    lake.objects.delete(&early).await.unwrap();
+    let after = run(&lake, NOW_MS + 1_800_000).await;
+    assert_eq!(after["compacted"], json!([]), "{after}");
+    assert_eq!(partition(&lake, "bcns", 10).await, second);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_runs_write_one_generation_and_a_dead_runs_lock_is_cleared() {
+    let lake = lake().await;
+    for hour in [9, 10, 11] {
+        let lines: Vec<String> = (0..50)
+            .map(|i| bid(&format!("t{hour}-{i}"), i64::from(hour), i))
+            .collect();
+        land(&lake, "bcns", hour, "1", &lines).await;
+    }
+    let (one, other) = tokio::join!(run(&lake, NOW_MS), run(&lake, NOW_MS));
+    let mut done: Vec<String> = [&one, &other]
+        .iter()
+        .flat_map(|s| s["compacted"].as_array().unwrap().clone())
+        .map(|c| c["partition"].as_str().unwrap().to_owned())
+        .collect();
+    done.sort();
+    done.dedup();
+    // Each partition was compacted by one run, or by both into the same bytes; none is left over.
+    let leftover = run(&lake, NOW_MS).await;
+    for hour in [9, 10, 11] {
+        let names: Vec<String> = partition(&lake, "bcns", hour).await.into_keys().collect();
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("part-")).count(),
+            1,
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n == "_compacting"), "{names:?}");
+        let (_, rows) = read(&file(&lake, "bcns", hour).await);
+        assert_eq!(rows.len(), 50);
+    }
+    assert_eq!(
+        done.len() + leftover["compacted"].as_array().unwrap().len(),
+        3,
+        "{one} {other} {leftover}"
+    );
+
+    // A lock left by a run that died: fresh, the partition is skipped; old, it is cleared, and the
+    // next run compacts.
+    land(&lake, "bcns", 9, "2", &[bid("late", 9, 1)]).await;
+    let lock = "parquet/bcns/dt=2026-11-22/hour=09/_compacting";
+    lake.objects
+        .put(lock, b"{}".to_vec(), "application/json", Precondition::None)
+        .await
+        .unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let held = run(&lake, now.max(NOW_MS)).await;
+    assert_eq!(
+        held["busy"],
+        json!(["parquet/bcns/dt=2026-11-22/hour=09/"]),
+        "{held}"
+    );
+    let cleared = run(&lake, now.max(NOW_MS) + 17 * 60_000).await;
+    assert_eq!(
+        cleared["busy"],
+        json!(["parquet/bcns/dt=2026-11-22/hour=09/"]),
+        "{cleared}"
+    );
+    let merged = run(&lake, now.max(NOW_MS) + 17 * 60_000).await;
+    assert_eq!(merged["compacted"][0]["rows"], 51, "{merged}");
+}
