@@ -40,6 +40,70 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
+/// The Firehose delivery streams the processor lands rows in, created by the names the template
+/// gives them (`<stack>-raw-<dataset>`), each writing to `raw/<dataset>/` of `bucket`: moto's
+/// CloudFormation skips Firehose resources (DESIGN.md §3), and moto does no dynamic partitioning,
+/// so its objects sit under `raw/<dataset>/YYYY/MM/DD/HH/`. Returns (dataset, stream) pairs.
+pub async fn create_delivery_streams(
+    config: &SdkConfig,
+    stack_name: &str,
+    bucket: &str,
+) -> Result<Vec<(String, String)>> {
+    use aws_sdk_firehose::types::{DeliveryStreamType, ExtendedS3DestinationConfiguration};
+    let firehose = aws_sdk_firehose::Client::new(config);
+    let mut streams = Vec::new();
+    for dataset in ["impressions", "clicks", "aggregates"] {
+        let name = format!("{stack_name}-raw-{dataset}");
+        firehose
+            .create_delivery_stream()
+            .delivery_stream_name(&name)
+            .delivery_stream_type(DeliveryStreamType::DirectPut)
+            .extended_s3_destination_configuration(
+                ExtendedS3DestinationConfiguration::builder()
+                    .bucket_arn(format!("arn:aws:s3:::{bucket}"))
+                    .role_arn("arn:aws:iam::123456789012:role/delivery")
+                    .prefix(format!("raw/{dataset}/"))
+                    .build()?,
+            )
+            .send()
+            .await
+            .with_context(|| format!("CreateDeliveryStream {name}"))?;
+        streams.push((dataset.to_owned(), name));
+    }
+    Ok(streams)
+}
+
+/// Every JSON line of the objects under `prefix` of `bucket`.
+pub async fn lines_under(config: &SdkConfig, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+    let s3 = s3_client(config);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await?;
+    let mut lines = Vec::new();
+    for object in listed.contents() {
+        let key = object.key().context("an object without a key")?;
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await?
+            .body
+            .collect()
+            .await?;
+        let text = String::from_utf8(body.to_vec())?;
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(lines)
+}
+
 /// A created stack: its outputs and the physical id of each resource, by logical id.
 #[derive(Debug, Clone)]
 pub struct Platform {

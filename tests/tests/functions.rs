@@ -1,7 +1,8 @@
 //! The Lambda handlers with real event JSON (API Gateway proxy events, Kinesis batches) against
 //! moto, on the stream and tables the template creates: the original's integration scenario
-//! counts exactly, a redelivered batch changes nothing, a poison record is reported alone, and bad
-//! requests get the documented status with the field named.
+//! counts exactly and lands its joined rows and aggregate snapshots in the lake through Firehose, a
+//! redelivered batch changes nothing, a poison record is reported alone, and bad requests get the
+//! documented status with the field named.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -13,10 +14,12 @@ use aws_lambda_events::kinesis::KinesisEvent;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use sdp_aws::{DynamoStore, KinesisLog};
+use sdp_aws::{DynamoStore, FirehoseLake, KinesisLog};
 use sdp_core::join::JoinConfig;
 use sdp_functions::handlers;
-use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config, Platform};
+use sdp_scenarios::platform::{
+    create_delivery_streams, deploy_platform, lines_under, read_stream, sdk_config, Platform,
+};
 use sdp_scenarios::{fixtures, MotoServer};
 
 fn post(route: &str, body: &str) -> ApiGatewayProxyRequest {
@@ -107,12 +110,18 @@ async fn the_originals_integration_scenario_counts_exactly_through_the_handlers(
     }
 
     // Deliver the stream to the processor in batches of 100; the first batch twice.
+    // and land each batch in the lake through the Firehose streams.
+    let bucket = stack.platform.resource("DataBucket").unwrap();
+    let streams = create_delivery_streams(&stack.config, "functions", bucket)
+        .await
+        .unwrap();
+    let lake = FirehoseLake::new(aws_sdk_firehose::Client::new(&stack.config), streams);
     let records = stack.records().await;
     let store = stack.store();
     let mut batches: Vec<&[(String, String, Vec<u8>)]> = records.chunks(100).collect();
     batches.insert(1, batches[0]);
     for batch in batches {
-        let response = handlers::processor(&store, &join(), kinesis_batch(batch))
+        let response = handlers::processor(&store, &join(), Some(&lake), kinesis_batch(batch))
             .await
             .unwrap();
         assert!(response.batch_item_failures.is_empty());
@@ -124,6 +133,47 @@ async fn the_originals_integration_scenario_counts_exactly_through_the_handlers(
         body(&report),
         json!({"campaign_item_id": campaign, "bids": n, "imps": m, "clicks": k})
     );
+
+    // The lake: each joined impression and click once (the redelivered batch repeats exact
+    // lines), with its bid's campaign; and aggregate snapshots whose latest totals are the report.
+    let distinct = |lines: Vec<String>| -> Vec<Value> {
+        let set: std::collections::BTreeSet<String> = lines.into_iter().collect();
+        set.iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    for (dataset, expected) in [("impressions", m), ("clicks", k)] {
+        let rows = distinct(
+            lines_under(&stack.config, bucket, &format!("raw/{dataset}/"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(rows.len(), expected, "{dataset}");
+        assert!(
+            rows.iter()
+                .all(|r| r["campaign_item_id"] == campaign && r["app_uid"].is_string()),
+            "{dataset}: {rows:?}"
+        );
+    }
+    let snapshots = distinct(
+        lines_under(&stack.config, bucket, "raw/aggregates/")
+            .await
+            .unwrap(),
+    );
+    let mut latest: std::collections::BTreeMap<String, [i64; 3]> = Default::default();
+    for s in &snapshots {
+        assert_eq!(s["campaign_item_id"], campaign);
+        let totals = latest
+            .entry(s["period"].as_str().unwrap().to_owned())
+            .or_default();
+        for (i, counter) in ["bids", "imps", "clicks"].iter().enumerate() {
+            totals[i] = totals[i].max(s[counter].as_i64().unwrap());
+        }
+    }
+    let summed = latest
+        .values()
+        .fold([0; 3], |a, t| [a[0] + t[0], a[1] + t[1], a[2] + t[2]]);
+    assert_eq!(summed, [n as i64, m as i64, k as i64], "{latest:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +195,7 @@ async fn a_poison_record_is_reported_alone_while_the_good_records_of_its_batch_c
         ("99999".into(), "poison".into(), b"{not an event".to_vec()),
     );
 
-    let response = handlers::processor(&stack.store(), &join(), kinesis_batch(&records))
+    let response = handlers::processor(&stack.store(), &join(), None, kinesis_batch(&records))
         .await
         .unwrap();
     let failed: Vec<Option<String>> = response

@@ -1,8 +1,11 @@
 //! The real release binaries (`scripts/build-lambdas`: zigbuild for glibc 2.34) run under the
-//! Lambda Runtime API emulator against moto: ingest API Gateway events for the original's
-//! integration scenario, hand what Kinesis holds to the processor as Kinesis events (one batch
-//! twice), and the report route answers exactly N, M, K. Also prints each function's init time
-//! (exec → first `next`) and binary size, for the benchmark note; nothing here is timed.
+//! Lambda Runtime API emulator against moto. Ingest takes API Gateway events for the original's
+//! integration scenario; the processor takes what Kinesis holds as Kinesis events (one batch
+//! twice); the report route answers exactly N, M, K; and the processor's Firehose deliveries hold
+//! each joined impression and click. Down the lake: the compactor, started by a scheduled event,
+//! turns gzipped raw objects into Parquet; the trainer learns from that Parquet and promotes a
+//! model; the predict function then serves it. Also prints each function's init time (exec →
+//! first `next`) and binary size, for the benchmark note; nothing here is timed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -13,7 +16,9 @@ use serde_json::{json, Value};
 
 use sdp_core::synthetic::{Rng, World};
 use sdp_scenarios::lambda::{Outcome, RuntimeApi};
-use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config};
+use sdp_scenarios::platform::{
+    create_delivery_streams, deploy_platform, lines_under, read_stream, sdk_config,
+};
 use sdp_scenarios::synthetic_lake::land_raw;
 use sdp_scenarios::{fixtures, repo_root, MotoServer};
 
@@ -30,6 +35,17 @@ fn binary(function: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// What every function here needs: a region, credentials, and moto as the endpoint of every service.
+fn moto_env(moto: &MotoServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_REGION", "us-west-2".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
 }
 
 fn respond(api: &RuntimeApi, payload: &Value) -> Value {
@@ -52,13 +68,7 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
     std::fs::create_dir_all(&logs).unwrap();
 
     let common = |extra: &[(&'static str, String)]| {
-        let mut env = vec![
-            ("AWS_REGION", "us-west-2".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-            ("RUST_LOG", "info".to_owned()),
-        ];
+        let mut env = moto_env(&moto);
         env.extend_from_slice(extra);
         env
     };
@@ -84,7 +94,20 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
         processes.push(process);
         init.push(("ingest", took));
     }
+    let bucket = platform.resource("DataBucket").unwrap().to_owned();
+    let streams: std::collections::BTreeMap<String, String> =
+        create_delivery_streams(&config, "binaries", &bucket)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
     let processor_env = common(&[
+        (
+            "IMPRESSIONS_DELIVERY_STREAM",
+            streams["impressions"].clone(),
+        ),
+        ("CLICKS_DELIVERY_STREAM", streams["clicks"].clone()),
+        ("AGGREGATES_DELIVERY_STREAM", streams["aggregates"].clone()),
         ("STATE_TABLE", state),
         ("AGGREGATES_TABLE", aggregates.clone()),
         ("AGGREGATION_PERIOD_MINUTES", "2".to_owned()),
@@ -158,6 +181,14 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
         http_body(&report),
         json!({"campaign_item_id": campaign, "bids": n, "imps": m, "clicks": k})
     );
+    // The processor landed each joined impression and click in the lake, through Firehose.
+    for (dataset, expected) in [("impressions", m), ("clicks", k)] {
+        let lines = lines_under(&config, &bucket, &format!("raw/{dataset}/"))
+            .await
+            .unwrap();
+        let distinct: std::collections::BTreeSet<String> = lines.into_iter().collect();
+        assert_eq!(distinct.len(), expected, "{dataset}");
+    }
 
     for (function, took) in init {
         let size = std::fs::metadata(binary(function))
@@ -180,15 +211,9 @@ async fn release_compactor_trainer_and_predict_binaries_take_raw_events_to_serve
     let logs = std::env::temp_dir().join(format!("sdp-model-logs-{}", std::process::id()));
     std::fs::create_dir_all(&logs).unwrap();
     let env = |extra: &[(&'static str, &str)]| {
-        let mut env = vec![
-            ("AWS_REGION", "us-west-2".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-            ("RUST_LOG", "info".to_owned()),
-            ("BUCKET", bucket.clone()),
-            ("MODEL_PREFIX", "models/".to_owned()),
-        ];
+        let mut env = moto_env(&moto);
+        env.push(("BUCKET", bucket.clone()));
+        env.push(("MODEL_PREFIX", "models/".to_owned()));
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         env
     };

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod join;
 pub mod lake;
+pub mod landing;
 pub mod model;
 pub mod ports;
 pub mod processor;

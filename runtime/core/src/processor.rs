@@ -28,6 +28,10 @@ pub struct BatchResult {
 pub enum ProcessError {
     #[error("storing the join state failed")]
     Store(#[from] StoreError),
+    /// The batch is committed but its lake rows are not delivered: retrying the batch lands them
+    /// (and counts nothing twice).
+    #[error("landing the committed batch in the lake failed")]
+    Landing(#[source] StoreError),
     #[error("the state of {} transaction(s) kept changing during {MAX_ROUNDS} attempts, e.g. `{}`", .0.len(), .0.first().map(String::as_str).unwrap_or(""))]
     Contention(Vec<String>),
 }

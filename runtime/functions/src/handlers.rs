@@ -12,7 +12,8 @@ use crate::apigw;
 use crate::compactor::{self, CompactorError, CompactorSettings};
 use crate::model_cache::ModelCache;
 use crate::trainer::{self, TrainerError, TrainerSettings};
-use sdp_aws::{S3ModelStore, S3Objects};
+use sdp_aws::{FirehoseLake, S3ModelStore, S3Objects};
+use sdp_core::landing::rows_after_commit;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -75,14 +76,17 @@ pub async fn trainer(
     trainer::run(objects, models, settings, now_ms()).await
 }
 
-/// `processor`: a Kinesis batch, counted exactly once. A record that is not a valid stored event
+/// `processor`: a Kinesis batch, counted exactly once, and then landed in the lake: the joined
+/// impressions and clicks and the aggregate snapshots of the batch go to their Firehose streams
+/// (`lake`; None in tests of counting alone). A record that is not a valid stored event
 /// (it cannot become one by retrying) is reported as a batch item failure, so Lambda retries it
 /// alone and finally hands it to the on-failure destination, while every good record of the
 /// batch is committed now. A storage failure fails the invocation: the batch is delivered again
 /// and what was already committed is recognised.
-pub async fn processor<S: StateStore>(
+pub async fn processor<S: StateStore + AggregateReader>(
     store: &S,
     config: &JoinConfig,
+    lake: Option<&FirehoseLake>,
     event: KinesisEvent,
 ) -> Result<KinesisEventResponse, ProcessError> {
     let mut events = Vec::with_capacity(event.records.len());
@@ -102,13 +106,22 @@ pub async fn processor<S: StateStore>(
         }
     }
     let received = events.len();
-    let result = process_batch(store, config, events).await?;
+    let result = process_batch(store, config, events.clone()).await?;
+    let mut landed = 0;
+    if let Some(lake) = lake {
+        let rows = rows_after_commit(store, config, &events)
+            .await
+            .map_err(ProcessError::Landing)?;
+        lake.deliver(&rows).await.map_err(ProcessError::Landing)?;
+        landed = rows.len();
+    }
     tracing::info!(
         records = received,
         duplicates = result.duplicates,
         aggregates = result.increments.len(),
         joined = result.joined.len(),
         poison = poison.len(),
+        landed,
         "batch committed"
     );
     let mut response = KinesisEventResponse::default();

@@ -42,6 +42,20 @@ pub fn lake(config: &aws_config::SdkConfig) -> Result<(S3Objects, S3ModelStore),
     Ok((objects, models))
 }
 
+/// The Firehose stream of each dataset the processor lands (`<DATASET>_DELIVERY_STREAM`; every
+/// dataset but `bcns`, which Firehose reads from the event stream itself).
+pub fn delivery_streams() -> Result<Vec<(String, String)>, SettingsError> {
+    const DELIVERED: [(&str, &str); 3] = [
+        ("impressions", "IMPRESSIONS_DELIVERY_STREAM"),
+        ("clicks", "CLICKS_DELIVERY_STREAM"),
+        ("aggregates", "AGGREGATES_DELIVERY_STREAM"),
+    ];
+    DELIVERED
+        .iter()
+        .map(|(dataset, variable)| Ok(((*dataset).to_owned(), required(variable)?)))
+        .collect()
+}
+
 /// The join settings the template passes to the processor.
 pub fn join_config() -> Result<JoinConfig, SettingsError> {
     Ok(JoinConfig::from_minutes(

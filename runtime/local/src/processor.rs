@@ -3,14 +3,13 @@
 //! processed again after a crash (before its offset was saved) changes nothing: the join state
 //! records what was counted, as it does for Lambda's retries.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use sdp_core::events::Event;
-use sdp_core::join::{aggregate_keys, AggregateKey, JoinConfig};
-use sdp_core::ports::{AggregateReader, StateStore};
+use sdp_core::join::JoinConfig;
+use sdp_core::landing::rows_after_commit;
 use sdp_core::processor::process_batch;
 
 use crate::lake::RawLake;
@@ -81,9 +80,7 @@ pub async fn run(
 }
 
 /// Writes the batch's rows to the raw lake, after its commit and before its offset is saved: a
-/// crash in between writes them again, as exact duplicates.
-/// The aggregate snapshots are read after the commit too, so a crash repeats them with the same
-/// or larger totals, never smaller ones.
+/// crash in between writes them again, as exact duplicates (`sdp_core::landing`).
 async fn land(
     state: &LocalState,
     lake: &RawLake,
@@ -91,23 +88,9 @@ async fn land(
     seqs: (u64, u64),
     events: &[Event],
 ) -> Result<(), String> {
-    let tx_ids: Vec<String> = events.iter().map(|e| e.tx_id.clone()).collect();
-    let states = state.load(&tx_ids).await.map_err(|e| e.to_string())?;
-    let states: Vec<_> = states.into_values().collect();
-    let keys: BTreeSet<AggregateKey> = states
-        .iter()
-        .flat_map(|s| aggregate_keys(config, s))
-        .collect();
-    let mut aggregates = Vec::with_capacity(keys.len());
-    for key in keys {
-        let windows = state
-            .campaign(key.campaign_item_id, key.period, key.period)
-            .await
-            .map_err(|e| e.to_string())?;
-        for window in windows {
-            aggregates.push((key, window.counts));
-        }
-    }
-    lake.write_batch(seqs, events, &states, &aggregates)
+    let rows = rows_after_commit(state, config, events)
+        .await
+        .map_err(|e| sdp_core::ports::with_causes(&e))?;
+    lake.write_batch(seqs, events, &rows)
         .map_err(|e| format!("writing the raw lake failed: {e}"))
 }

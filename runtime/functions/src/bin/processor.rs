@@ -1,8 +1,9 @@
-//! Lambda `processor`: on the Kinesis stream, joins and counts each event exactly once.
+//! Lambda `processor`: on the Kinesis stream, joins and counts each event exactly once, and lands
+//! the joined rows and aggregate snapshots in the lake through Firehose.
 
 use aws_lambda_events::kinesis::KinesisEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
-use sdp_aws::DynamoStore;
+use sdp_aws::{DynamoStore, FirehoseLake};
 use sdp_functions::{handlers, settings, telemetry};
 
 #[tokio::main]
@@ -15,10 +16,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         settings::required("STATE_TABLE")?,
         settings::required("AGGREGATES_TABLE")?,
     );
-    let (store, join) = (&store, &join);
+    let lake = FirehoseLake::new(
+        aws_sdk_firehose::Client::new(&config),
+        settings::delivery_streams()?,
+    );
+    let (store, join, lake) = (&store, &join, &lake);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
-            handlers::processor(store, join, event.payload)
+            handlers::processor(store, join, Some(lake), event.payload)
                 .await
                 .map_err(|e| lambda_runtime::Error::from(sdp_core::ports::with_causes(&e)))
         },

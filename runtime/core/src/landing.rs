@@ -1,0 +1,88 @@
+//! What a processed batch lands in the lake besides its events (which the `bcns` dataset takes
+//! as they are): the `impressions` and `clicks` rows of the transactions it joined, carrying their
+//! bid's attributes, and `aggregates` snapshots, the totals of every aggregate its transactions
+//! counted into.
+//!
+//! Both are derived after the batch's commit, from the stored state and totals, so a batch landed
+//! again (a crash, a retried delivery) repeats exact rows, which compaction drops, and snapshots
+//! with the same or larger totals, of which compaction keeps the largest. The same code lands the
+//! batch in `sdp local` (files) and on AWS (Firehose).
+
+use std::collections::BTreeSet;
+
+use crate::events::{Event, EventType};
+use crate::join::{aggregate_keys, joined_rows, AggregateKey, JoinConfig};
+use crate::ports::{AggregateReader, StateStore, StoreError};
+use crate::window::format_period;
+
+/// One lake row: its dataset, the event time that places it in a partition, and its JSON line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandedRow {
+    pub dataset: &'static str,
+    pub ts_ms: i64,
+    pub line: String,
+}
+
+/// The derived rows of a committed batch of `events`, read from `store`.
+pub async fn rows_after_commit<S: StateStore + AggregateReader>(
+    store: &S,
+    config: &JoinConfig,
+    events: &[Event],
+) -> Result<Vec<LandedRow>, StoreError> {
+    let mut tx_ids: Vec<String> = events.iter().map(|e| e.tx_id.clone()).collect();
+    tx_ids.sort();
+    tx_ids.dedup();
+    let states = store.load(&tx_ids).await?;
+    let mut rows = Vec::new();
+    let mut keys: BTreeSet<AggregateKey> = BTreeSet::new();
+    for state in states.values() {
+        keys.extend(aggregate_keys(config, state));
+        let in_batch = |t: EventType| {
+            events
+                .iter()
+                .any(|e| e.tx_id == state.tx_id && e.event_type() == t)
+        };
+        for row in joined_rows(state) {
+            // An impression's row lands with the batch of its bid or of itself, not again with
+            // its click's; a click's row with the click's batch, where it joined.
+            let dataset = match row.event_type {
+                Some(EventType::Click) => "clicks",
+                _ if in_batch(EventType::Bid) || in_batch(EventType::Impression) => "impressions",
+                _ => continue,
+            };
+            rows.push(LandedRow {
+                dataset,
+                ts_ms: row.ts,
+                line: serde_json::to_string(&row).map_err(serialising)?,
+            });
+        }
+    }
+    for key in keys {
+        for window in store
+            .campaign(key.campaign_item_id, key.period, key.period)
+            .await?
+        {
+            // The aggregate record of CONTRACT §5.2, `period` as the lake's UTC string.
+            let row = serde_json::json!({
+                "campaign_item_id": key.campaign_item_id,
+                "period": format_period(key.period),
+                "bids": window.counts.bids,
+                "imps": window.counts.imps,
+                "clicks": window.counts.clicks,
+            });
+            rows.push(LandedRow {
+                dataset: "aggregates",
+                ts_ms: key.period.saturating_mul(1000),
+                line: row.to_string(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn serialising(err: serde_json::Error) -> StoreError {
+    StoreError::Permanent {
+        message: format!("serialising a lake row failed: {err}"),
+        source: Some(Box::new(err)),
+    }
+}
