@@ -61,7 +61,7 @@ pub enum CompactorError {
         partition: String,
         source: CompactError,
     },
-    #[error("s3://{bucket}/{key} is not a compaction manifest: {reason}")]
+    #[error("compaction manifest s3://{bucket}/{key}: {reason}")]
     Manifest {
         bucket: String,
         key: String,
@@ -149,8 +149,9 @@ pub async fn run(
                 Outcome::Compacted {
                     manifest,
                     new_inputs,
+                    rejected: this_run,
                 } => {
-                    rejected.extend(manifest.rejected.iter().cloned());
+                    rejected.extend(this_run);
                     compacted.push(json!({
                         "partition": target,
                         "file": manifest.file,
@@ -175,6 +176,8 @@ enum Outcome {
     Compacted {
         manifest: Manifest,
         new_inputs: usize,
+        /// The lines this run rejected (the manifest keeps those of every run).
+        rejected: Vec<Rejected>,
     },
 }
 
@@ -307,7 +310,11 @@ async fn compact_locked(
         .rejected
         .extend(out.rejected.iter().map(Rejected::from));
     manifest.rejected.truncate(REJECTED_KEPT);
-    let bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| CompactorError::Manifest {
+        bucket: objects.bucket().to_owned(),
+        key: manifest_key.to_owned(),
+        reason: e.to_string(),
+    })?;
     objects
         .put(manifest_key, bytes, "application/json", Precondition::None)
         .await?;
@@ -318,10 +325,10 @@ async fn compact_locked(
             objects.delete(&old.key).await?;
         }
     }
-    manifest.rejected = out.rejected.iter().map(Rejected::from).collect();
     Ok(Outcome::Compacted {
         manifest,
         new_inputs: fresh.len(),
+        rejected: out.rejected.iter().map(Rejected::from).collect(),
     })
 }
 

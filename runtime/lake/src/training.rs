@@ -36,24 +36,24 @@ fn batches(parquet: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>, ReadErr
         .collect()
 }
 
-fn text<'a>(batch: &'a RecordBatch, column: &'static str) -> Result<&'a StringArray, ReadError> {
+/// Column `column` of `batch` as an array of type `A` (`expected` names that type in errors).
+fn column<'a, A: Array + 'static>(
+    batch: &'a RecordBatch,
+    column: &'static str,
+    expected: &'static str,
+) -> Result<&'a A, ReadError> {
     batch
         .column_by_name(column)
         .and_then(|c| c.as_any().downcast_ref())
-        .ok_or(ReadError::Column {
-            column,
-            expected: "string",
-        })
+        .ok_or(ReadError::Column { column, expected })
 }
 
-fn integer<'a>(batch: &'a RecordBatch, column: &'static str) -> Result<&'a Int64Array, ReadError> {
-    batch
-        .column_by_name(column)
-        .and_then(|c| c.as_any().downcast_ref())
-        .ok_or(ReadError::Column {
-            column,
-            expected: "bigint",
-        })
+fn text<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a StringArray, ReadError> {
+    column(batch, name, "string")
+}
+
+fn integer<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a Int64Array, ReadError> {
+    column(batch, name, "bigint")
 }
 
 fn optional_text(array: &StringArray, row: usize) -> Option<&str> {
