@@ -41,7 +41,7 @@ print(rows, size, os.path.getsize(out), f"{time.perf_counter() - t:.3f}")
 PY
 
 {
-    measure "sdp-lake_1_thread" target/release/compact-throughput "$work/raw" "$work/sdp.parquet"
+    measure "sdp-lake_1_thread" target/release/compact-throughput "$work/raw" "$work/sdp"
     measure "duckdb_1_thread" .venv/bin/python "$work/duckdb_compact.py" "$work/raw" "$work/duck1.parquet" 1 zstd
     measure "duckdb_2_threads" .venv/bin/python "$work/duckdb_compact.py" "$work/raw" "$work/duck2.parquet" 2 zstd
     # The codec choice: the same file with snappy, for its size and speed.
@@ -60,9 +60,9 @@ for line in open(f"{work}/results"):
     rows[label] = (inp / 1e6 / secs)
 con = duckdb.connect()
 same = con.execute(f"""SELECT count(*) FROM (
-  (SELECT * FROM read_parquet('{work}/sdp.parquet') EXCEPT ALL SELECT * FROM read_parquet('{work}/duck1.parquet'))
+  (SELECT * FROM read_parquet('{work}/sdp/*.parquet') EXCEPT ALL SELECT * FROM read_parquet('{work}/duck1.parquet'))
   UNION ALL
-  (SELECT * FROM read_parquet('{work}/duck1.parquet') EXCEPT ALL SELECT * FROM read_parquet('{work}/sdp.parquet')))""").fetchone()[0]
+  (SELECT * FROM read_parquet('{work}/duck1.parquet') EXCEPT ALL SELECT * FROM read_parquet('{work}/sdp/*.parquet')))""").fetchone()[0]
 print("rows differing between the sdp and DuckDB files:", same)
 s, d1 = rows["sdp-lake_1_thread"], rows["duckdb_1_thread"]
 print(f"ratio sdp-lake / duckdb (1 thread): {s/d1:.2f}")

@@ -93,18 +93,20 @@ pub async fn land(
         let dataset = dataset(name)?;
         let compacted = sdp_lake::compact::compact(dataset, &[("in".into(), text.into_bytes())])?;
         ensure!(compacted.rejected.is_empty(), "{:?}", compacted.rejected);
-        let key = format!(
-            "{}{tag}.parquet",
-            dataset.partition_prefix(Format::Parquet, DAY, &format!("{hour:02}"))
-        );
-        objects
-            .put(
-                &key,
-                compacted.parquet,
-                "application/vnd.apache.parquet",
-                Precondition::None,
-            )
-            .await?;
+        for (index, file) in compacted.files.into_iter().enumerate() {
+            let key = format!(
+                "{}{tag}-{index}.parquet",
+                dataset.partition_prefix(Format::Parquet, DAY, &format!("{hour:02}"))
+            );
+            objects
+                .put(
+                    &key,
+                    file,
+                    "application/vnd.apache.parquet",
+                    Precondition::None,
+                )
+                .await?;
+        }
     }
     Ok(labelled)
 }

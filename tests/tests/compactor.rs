@@ -128,6 +128,15 @@ async fn run(lake: &Lake, now_ms: i64) -> Value {
         .unwrap()
 }
 
+/// The manifest of a Parquet partition.
+async fn manifest(lake: &Lake, dataset: &str, hour: u32) -> Value {
+    let key = format!("parquet/{dataset}/dt=2026-11-22/hour={hour:02}/_manifest.json");
+    match lake.objects.get(&key, None).await.unwrap() {
+        Fetched::Found(object) => serde_json::from_slice(&object.bytes).unwrap(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn closed_partitions_become_exact_parquet_and_a_rerun_changes_nothing() {
     let lake = lake().await;
@@ -281,8 +290,9 @@ async fn late_data_merges_into_the_bytes_of_one_compaction_and_expired_raw_chang
         ],
     )
     .unwrap();
+    assert_eq!(all_at_once.files.len(), 1);
     assert_eq!(
-        merged, all_at_once.parquet,
+        merged, all_at_once.files[0],
         "late data did not give the bytes of one compaction"
     );
     let (_, rows) = read(&merged);
@@ -360,4 +370,108 @@ async fn concurrent_runs_write_one_generation_and_a_dead_runs_lock_is_cleared() 
     );
     let merged = run(&lake, now.max(NOW_MS) + 17 * 60_000).await;
     assert_eq!(merged["compacted"][0]["rows"], 51, "{merged}");
+}
+
+/// The rows of hour 10's bcns `files`, read by DuckDB in the order given.
+async fn rows_in(lake: &Lake, files: &[String]) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for name in files {
+        let key = format!("parquet/bcns/dt=2026-11-22/hour=10/{name}");
+        let Fetched::Found(object) = lake.objects.get(&key, None).await.unwrap() else {
+            panic!("{key} is missing");
+        };
+        rows.extend(read(&object.bytes).1);
+    }
+    rows
+}
+
+/// A partition larger than the target file size becomes several files, each a consecutive range
+/// of the sort order; late data replaces the whole generation, and a manifest naming a file that
+/// is gone stops the run instead of dropping that file's rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_them_all() {
+    let lake = lake().await;
+    let small_files = CompactorSettings {
+        target_file_bytes: 16 * 1024,
+        ..CompactorSettings::default()
+    };
+    let bids = |from: usize, to: usize| -> Vec<String> {
+        (from..to)
+            .map(|i| bid(&format!("tx-{i:06}"), 10, (i % 17) as i64))
+            .collect()
+    };
+    for (name, range) in [
+        ("1", 0..10_000),
+        ("2", 10_000..20_000),
+        ("3", 20_000..30_000),
+    ] {
+        land(&lake, "bcns", 10, name, &bids(range.start, range.end)).await;
+    }
+    let summary = compactor::run(&lake.objects, &small_files, NOW_MS)
+        .await
+        .unwrap();
+    let first = manifest(&lake, "bcns", 10).await;
+    let files: Vec<String> = serde_json::from_value(first["files"].clone()).unwrap();
+    assert!(files.len() >= 3, "{summary}");
+    assert_eq!(summary["compacted"][0]["files"], first["files"]);
+    let listed: Vec<String> = partition(&lake, "bcns", 10)
+        .await
+        .into_keys()
+        .filter(|k| k.starts_with("part-"))
+        .collect();
+    assert_eq!(
+        listed, files,
+        "the manifest names exactly the files, in order"
+    );
+
+    // Read in the manifest's order, the files hold every row once, sorted by campaign then tx.
+    let rows = rows_in(&lake, &files).await;
+    assert_eq!(rows.len(), 30_000);
+    // Rows come as arrays in column order: tx_id is the first column, campaign_item_id the fifth.
+    let keys: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| (r[4].as_i64().unwrap(), r[0].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "not in sort order, or a row twice"
+    );
+
+    // Late data, with a redelivered line: one new generation, and none of the old files left.
+    let late = [bid("tx-late", 10, 3), bid("tx-000005", 10, 5)];
+    land(&lake, "bcns", 10, "4", &late).await;
+    let summary = compactor::run(&lake.objects, &small_files, NOW_MS + 600_000)
+        .await
+        .unwrap();
+    assert_eq!(summary["compacted"][0]["rows"], 30_001, "{summary}");
+    let second: Vec<String> =
+        serde_json::from_value(manifest(&lake, "bcns", 10).await["files"].clone()).unwrap();
+    let listed: Vec<String> = partition(&lake, "bcns", 10)
+        .await
+        .into_keys()
+        .filter(|k| k.starts_with("part-"))
+        .collect();
+    assert_eq!(listed, second);
+    assert!(
+        files.iter().all(|f| !second.contains(f)),
+        "{files:?} {second:?}"
+    );
+    assert_eq!(rows_in(&lake, &second).await.len(), 30_001);
+
+    // A file of the manifest is gone (deleted by hand): the next run with new data says so, and
+    // writes nothing rather than a generation without that file's rows.
+    let gone = format!("parquet/bcns/dt=2026-11-22/hour=10/{}", second[1]);
+    lake.objects.delete(&gone).await.unwrap();
+    land(&lake, "bcns", 10, "5", &[bid("tx-later", 10, 4)]).await;
+    let err = compactor::run(&lake.objects, &small_files, NOW_MS + 1_200_000)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&second[1]) && err.contains("_manifest.json"),
+        "{err}"
+    );
+    let after: Vec<String> =
+        serde_json::from_value(manifest(&lake, "bcns", 10).await["files"].clone()).unwrap();
+    assert_eq!(after, second, "the manifest is unchanged");
 }

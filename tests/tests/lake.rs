@@ -106,7 +106,10 @@ fn duckdb_reads_exactly_the_rows_and_types_the_compactor_wrote() {
     .iter()
     .map(|(name, out)| {
         let path = dir.join(format!("{name}.parquet"));
-        std::fs::write(&path, &out.parquet).unwrap();
+        let [file] = out.files.as_slice() else {
+            panic!("{} files", out.files.len())
+        };
+        std::fs::write(&path, file).unwrap();
         path
     })
     .collect();
@@ -230,7 +233,10 @@ fn glue_parquet_tables_declare_exactly_the_columns_of_the_compacted_files() {
         // An empty partition still has the schema: what a reader of the file sees.
         let out = compact(&dataset, &[]).unwrap();
         let path = dir.join(format!("{}.parquet", dataset.name));
-        std::fs::write(&path, &out.parquet).unwrap();
+        let [file] = out.files.as_slice() else {
+            panic!("{} files", out.files.len())
+        };
+        std::fs::write(&path, file).unwrap();
         let (columns, rows) = duckdb_read(&[&path]).unwrap().remove(0);
         assert!(rows.is_empty());
         let in_file: Vec<(String, String)> = columns

@@ -1,21 +1,24 @@
-//! `compactor`: each closed partition of the raw lake in S3 becomes one Parquet file under
-//! `parquet/<dataset>/dt=…/hour=…/`, and stays exactly the set of rows its raw objects hold.
+//! `compactor`: each closed partition of the raw lake in S3 becomes Parquet files under
+//! `parquet/<dataset>/dt=…/hour=…/` (one, unless it exceeds `sdp_lake::compact::TARGET_FILE_BYTES`),
+//! and stays exactly the set of rows its raw objects hold.
 //!
 //! The protocol, per partition (S3 has no rename, so every step is a whole-object PUT or DELETE):
-//! 1. `_manifest.json` in the Parquet partition names the current file and the raw objects (key
-//!    and ETag) it holds. Raw objects not in it are new: none means nothing to do. Raw objects
+//! 1. `_manifest.json` in the Parquet partition names the current files and the raw objects (key
+//!    and ETag) they hold. Raw objects not in it are new: none means nothing to do. Raw objects
 //!    that expired (the lifecycle rule) are simply absent from the listing and change nothing.
 //! 2. A lock object, `_compacting`, created with `If-None-Match: *`, keeps a second run off the
 //!    partition while this one works, so concurrent runs cannot write two generations. A lock
 //!    older than a run can live (15 minutes, the Lambda limit) is from a dead run and is removed.
-//! 3. The new file is the current file's rows plus the new objects' rows, merged by the dataset's
-//!    rule (distinct rows, or the latest counters of a key): the same bytes a compaction of all
-//!    the raw objects at once would give. Its name is a hash of the raw objects it holds, and it
-//!    is written with `If-None-Match: *`: a rerun that died after writing it finds it in place.
-//! 4. Then the manifest is written, and only then the previous file is deleted: nothing is
-//!    removed before its replacement is durable. (Between that PUT and that DELETE, a query can
-//!    see both files of the partition; S3 has no atomic swap of two objects, and the window is one
-//!    request long and only on late data: the first compaction of an hour has no previous file.)
+//! 3. The new files hold the current files' rows plus the new objects' rows, merged by the
+//!    dataset's rule (distinct rows, or the latest counters of a key): the same bytes a compaction
+//!    of all the raw objects at once would give. Their names are a hash of the raw objects they
+//!    hold and their place in the sort order, and each is written with `If-None-Match: *`: a rerun
+//!    that died after writing them finds them in place. The raw objects are fetched and parsed one
+//!    at a time, so memory holds the partition's rows (about its raw size) and one object.
+//! 4. Then the manifest is written, and only then the previous files are deleted: nothing is
+//!    removed before its replacement is durable. (Between those PUTs and those DELETEs, a query
+//!    can see both generations; S3 has no atomic swap of objects, and the window is a few requests
+//!    long and only on late data: the first compaction of an hour has no previous files.)
 //!
 //! Files whose names start with `_` are ignored by Athena, so the manifest and the lock are not
 //! table data. A line that is not a valid row is reported (input, line, reason: in the log, the
@@ -30,7 +33,7 @@ use sdp_aws::s3::{Fetched, Listed, Precondition, S3Objects, Written};
 use sdp_core::lake::{Dataset, Format, DATASETS};
 use sdp_core::model::stable_hash;
 use sdp_core::ports::StoreError;
-use sdp_lake::compact::{compact_onto, CompactError, RejectedLine};
+use sdp_lake::compact::{CompactError, Partition, RejectedLine, TARGET_FILE_BYTES};
 
 /// A lock older than this was left by a run that died (a Lambda run lives 15 minutes at most).
 const STALE_LOCK_MS: i64 = 16 * 60 * 1000;
@@ -41,12 +44,15 @@ const REJECTED_KEPT: usize = 100;
 pub struct CompactorSettings {
     /// How long after its hour ends a partition is closed: Firehose buffers up to 15 minutes.
     pub close_after_ms: i64,
+    /// Where a partition's output is cut into another file.
+    pub target_file_bytes: usize,
 }
 
 impl Default for CompactorSettings {
     fn default() -> Self {
         CompactorSettings {
             close_after_ms: 20 * 60 * 1000,
+            target_file_bytes: TARGET_FILE_BYTES,
         }
     }
 }
@@ -69,11 +75,12 @@ pub enum CompactorError {
     },
 }
 
-/// What a Parquet partition holds: its file and the raw objects in it.
+/// What a Parquet partition holds: its files and the raw objects in them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Manifest {
-    pub file: String,
-    /// "key etag" of every raw object the file holds, sorted.
+    /// In sort order.
+    pub files: Vec<String>,
+    /// "key etag" of every raw object the files hold, sorted.
     pub inputs: BTreeSet<String>,
     pub rows: usize,
     pub rejected_lines: usize,
@@ -143,7 +150,7 @@ pub async fn run(
                 continue;
             }
             let target = format!("{parquet_prefix}{partition}");
-            match compact_partition(objects, dataset, &target, &inputs, now_ms).await? {
+            match compact_partition(objects, settings, dataset, &target, &inputs, now_ms).await? {
                 Outcome::UpToDate => {}
                 Outcome::Busy => busy.push(target),
                 Outcome::Compacted {
@@ -154,7 +161,7 @@ pub async fn run(
                     rejected.extend(this_run);
                     compacted.push(json!({
                         "partition": target,
-                        "file": manifest.file,
+                        "files": manifest.files,
                         "rows": manifest.rows,
                         "new_inputs": new_inputs,
                         "rejected_lines": manifest.rejected_lines,
@@ -196,6 +203,7 @@ async fn read_manifest(objects: &S3Objects, key: &str) -> Result<Option<Manifest
 
 async fn compact_partition(
     objects: &S3Objects,
+    settings: &CompactorSettings,
     dataset: &Dataset,
     target: &str,
     inputs: &[Listed],
@@ -235,7 +243,7 @@ async fn compact_partition(
         }
         return Ok(Outcome::Busy);
     }
-    let result = compact_locked(objects, dataset, target, &manifest_key, new).await;
+    let result = compact_locked(objects, settings, dataset, target, &manifest_key, new).await;
     // Released whatever happened; if this delete fails, the lock goes stale and is cleared later.
     let released = objects.delete(&lock).await;
     let outcome = result?;
@@ -245,6 +253,7 @@ async fn compact_partition(
 
 async fn compact_locked(
     objects: &S3Objects,
+    settings: &CompactorSettings,
     dataset: &Dataset,
     target: &str,
     manifest_key: &str,
@@ -256,29 +265,36 @@ async fn compact_locked(
     if fresh.is_empty() {
         return Ok(Outcome::UpToDate);
     }
-    let previous_file = match &previous {
-        Some(manifest) => match objects
-            .get(&format!("{target}{}", manifest.file), None)
-            .await?
-        {
-            Fetched::Found(object) => Some(object.bytes),
-            Fetched::Missing | Fetched::Unchanged => None,
-        },
-        None => None,
+    let failed = |source| CompactorError::Compact {
+        bucket: objects.bucket().to_owned(),
+        partition: target.to_owned(),
+        source,
     };
-    let mut raw = Vec::with_capacity(fresh.len());
-    for object in &fresh {
-        if let Fetched::Found(found) = objects.get(&object.key, None).await? {
-            raw.push((object.key.clone(), found.bytes));
+    let mut partition = Partition::new(dataset);
+    for file in previous.iter().flat_map(|m| &m.files) {
+        let key = format!("{target}{file}");
+        match objects.get(&key, None).await? {
+            Fetched::Found(object) => partition.add_parquet(object.bytes).map_err(failed)?,
+            // Compacting without it would drop its rows while the manifest says they are held.
+            Fetched::Missing | Fetched::Unchanged => {
+                return Err(CompactorError::Manifest {
+                    bucket: objects.bucket().to_owned(),
+                    key: manifest_key.to_owned(),
+                    reason: format!("names {file}, which is missing"),
+                })
+            }
         }
     }
-    let out = compact_onto(dataset, previous_file.as_deref(), &raw).map_err(|source| {
-        CompactorError::Compact {
-            bucket: objects.bucket().to_owned(),
-            partition: target.to_owned(),
-            source,
+    for object in &fresh {
+        if let Fetched::Found(found) = objects.get(&object.key, None).await? {
+            partition
+                .add_raw(&object.key, &found.bytes)
+                .map_err(failed)?;
         }
-    })?;
+    }
+    let out = partition
+        .finish(settings.target_file_bytes)
+        .map_err(failed)?;
     for line in &out.rejected {
         tracing::warn!(input = %line.input, line = line.line, reason = %line.reason, "line rejected");
     }
@@ -289,18 +305,23 @@ async fn compact_locked(
         .unwrap_or_default();
     covered.extend(fresh.iter().map(input_id));
     let fingerprint: String = covered.iter().map(|i| format!("{i}\n")).collect();
-    let file = format!("part-{:016x}.parquet", stable_hash(fingerprint.as_bytes()));
-    // Written before anything refers to it; a rerun that finds it in place has the same bytes.
-    objects
-        .put(
-            &format!("{target}{file}"),
-            out.parquet,
-            "application/vnd.apache.parquet",
-            Precondition::Absent,
-        )
-        .await?;
+    let generation = stable_hash(fingerprint.as_bytes());
+    let mut files = Vec::with_capacity(out.files.len());
+    for (index, bytes) in out.files.into_iter().enumerate() {
+        let file = format!("part-{generation:016x}-{index:05}.parquet");
+        // Written before anything refers to it; a rerun that finds it in place has the same bytes.
+        objects
+            .put(
+                &format!("{target}{file}"),
+                bytes,
+                "application/vnd.apache.parquet",
+                Precondition::Absent,
+            )
+            .await?;
+        files.push(file);
+    }
     let mut manifest = Manifest {
-        file: file.clone(),
+        files,
         inputs: covered,
         rows: out.rows,
         rejected_lines: previous.as_ref().map_or(0, |m| m.rejected_lines) + out.rejected.len(),
@@ -318,10 +339,10 @@ async fn compact_locked(
     objects
         .put(manifest_key, bytes, "application/json", Precondition::None)
         .await?;
-    // Only now, with the new file and its manifest durable, the older generations go.
+    // Only now, with the new files and their manifest durable, the older generations go.
     for old in objects.list(target).await? {
         let name = &old.key[target.len()..];
-        if name.starts_with("part-") && name != file {
+        if name.starts_with("part-") && !manifest.files.iter().any(|f| f == name) {
             objects.delete(&old.key).await?;
         }
     }

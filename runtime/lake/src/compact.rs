@@ -1,4 +1,4 @@
-//! Raw JSON lines of one partition → one Parquet file, with the explicit schema of the dataset's
+//! Raw JSON lines of one partition → its Parquet files, with the explicit schema of the dataset's
 //! tables (`sdp_core::lake`): no inference, so a file always has exactly the declared columns.
 //!
 //! The output depends only on the set of input rows: rows are sorted (by the columns queries filter
@@ -6,51 +6,58 @@
 //! so compacting the same inputs again, in any order or with a redelivered object among them,
 //! gives the same bytes. A line that is not JSON, or has a value of the wrong type, is reported
 //! with its input and line number; the rest of the input is kept.
+//!
+//! Rows are held column by column ([`columns`]) and parsed straight into them ([`line`]), so a
+//! partition costs about its raw size in memory while it is sorted. The sorted rows are cut into
+//! files of about [`TARGET_FILE_BYTES`], each holding a contiguous range of the order.
+
+mod columns;
+mod line;
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::io::Read;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema};
 use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use serde_json::Value;
 
 use sdp_core::lake::{ColumnType, Dataset, Merge};
+
+use columns::Column;
 
 /// Rows per row group: large enough for efficient scans, small enough that a reader can skip
 /// groups by their statistics (rows are sorted, so each group covers a narrow key range).
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
-/// Rows turned into Arrow arrays at a time, bounding the memory of the columnar copy.
-const BATCH_ROWS: usize = 64 * 1024;
+/// The size a partition's file is cut at: large enough that a query opens few files, within the
+/// 64–512 MB Athena's guidance suggests, and a unit a reader can fetch whole.
+pub const TARGET_FILE_BYTES: usize = 128 * 1024 * 1024;
 
-/// One value of a row. The derived order (null first) is the file's sort order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Cell {
-    Null,
-    Int(i64),
-    Text(String),
-}
+/// Rows turned into Arrow arrays at a time: this bounds the memory of the columnar copy, and is
+/// how finely a file is cut at its target size.
+const BATCH_ROWS: usize = 8 * 1024;
 
 /// An input line that could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedLine {
     pub input: String,
-    /// 1-based.
+    /// 1-based; 0 for an input that could not be read at all.
     pub line: usize,
     pub reason: String,
 }
 
-/// The Parquet file of a partition and what went into it.
+/// The Parquet files of a partition and what went into them.
 #[derive(Debug)]
 pub struct Compacted {
-    pub parquet: Vec<u8>,
+    /// At least one (with no rows if there were none), each about [`TARGET_FILE_BYTES`] at most,
+    /// in sort order.
+    pub files: Vec<Vec<u8>>,
     pub rows: usize,
     /// Exact duplicates dropped.
     pub duplicates: usize,
@@ -67,6 +74,8 @@ pub enum CompactError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("the previous file has no column `{0}` of the declared type")]
     Previous(&'static str),
+    #[error("a partition holds at most {} rows", u32::MAX)]
+    TooManyRows,
 }
 
 /// The Arrow schema of a dataset's table: its columns in order, every one nullable.
@@ -86,7 +95,8 @@ pub fn schema(dataset: &Dataset) -> Schema {
     )
 }
 
-/// The columns a dataset's rows are sorted by first: the ones its queries filter on.
+/// The columns a dataset's rows are sorted by first: the ones its queries filter on. For a
+/// [`Merge::LatestCounters`] dataset they are its key columns, so a key's snapshots are adjacent.
 fn sort_columns(dataset: &Dataset) -> &'static [&'static str] {
     match dataset.name {
         "bcns" => &["type", "campaign_item_id", "ts", "tx_id"],
@@ -107,89 +117,263 @@ fn properties() -> Result<WriterProperties, CompactError> {
         .build())
 }
 
-/// Compacts `inputs` (name, JSON-lines bytes, gzipped or not) of `dataset` into one Parquet file.
+/// Compacts `inputs` (name, JSON-lines bytes, gzipped or not) of `dataset`.
 pub fn compact(dataset: &Dataset, inputs: &[(String, Vec<u8>)]) -> Result<Compacted, CompactError> {
-    compact_onto(dataset, None, inputs)
+    compact_onto(dataset, &[], inputs)
 }
 
-/// Compacts `inputs` together with the rows of `previous`, a file this module wrote for the same
-/// dataset: the result is the file a compaction of all their inputs at once would give, byte for
-/// byte, so late data merges into a partition without its (possibly expired) earlier inputs.
+/// Compacts `inputs` together with the rows of `previous`, the files this module wrote for the same
+/// dataset's partition: the result is the files a compaction of all their inputs at once would
+/// give, byte for byte, so late data merges into a partition without its (possibly expired)
+/// earlier inputs.
 pub fn compact_onto(
     dataset: &Dataset,
-    previous: Option<&[u8]>,
+    previous: &[Vec<u8>],
     inputs: &[(String, Vec<u8>)],
 ) -> Result<Compacted, CompactError> {
-    let mut rows = match previous {
-        Some(parquet) => rows_of(dataset, parquet)?,
-        None => Vec::new(),
-    };
-    let mut rejected = Vec::new();
+    let mut partition = Partition::new(dataset);
+    for file in previous {
+        partition.add_parquet(file.clone())?;
+    }
     for (name, bytes) in inputs {
+        partition.add_raw(name, bytes)?;
+    }
+    partition.finish(TARGET_FILE_BYTES)
+}
+
+/// The rows of one partition being gathered, input by input, so that a caller can fetch an
+/// input, add it and let its bytes go before fetching the next.
+pub struct Partition<'d> {
+    dataset: &'d Dataset,
+    columns: Vec<Column>,
+    rows: usize,
+    rejected: Vec<RejectedLine>,
+}
+
+impl<'d> Partition<'d> {
+    pub fn new(dataset: &'d Dataset) -> Self {
+        Partition {
+            dataset,
+            columns: dataset
+                .columns
+                .iter()
+                .map(|c| Column::new(c.column_type))
+                .collect(),
+            rows: 0,
+            rejected: Vec::new(),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Adds the rows of a raw object (JSON lines, gzipped or not); lines that are not rows are
+    /// kept aside as rejected, with `name` and their line number.
+    pub fn add_raw(&mut self, name: &str, bytes: &[u8]) -> Result<(), CompactError> {
         let bytes = match gunzip(bytes) {
             Ok(bytes) => bytes,
             Err(reason) => {
-                rejected.push(RejectedLine {
-                    input: name.clone(),
-                    line: 0,
-                    reason,
-                });
-                continue;
+                self.reject(name, 0, reason);
+                return Ok(());
             }
         };
-        for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
+        for (index, text) in bytes.split(|b| *b == b'\n').enumerate() {
+            if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match row(dataset, line) {
-                Ok(row) => rows.push(row),
-                Err(reason) => rejected.push(RejectedLine {
-                    input: name.clone(),
-                    line: index + 1,
-                    reason,
-                }),
+            if let Err(reason) = self.add_line(text) {
+                self.reject(name, index + 1, reason);
             }
         }
+        self.check_size()
     }
-    let order: Vec<usize> = sort_columns(dataset)
-        .iter()
-        .filter_map(|name| dataset.columns.iter().position(|c| c.name == *name))
-        .collect();
-    rows.sort_by(|a, b| compare(&order, a, b));
-    let before = rows.len();
-    rows.dedup();
-    let duplicates = before - rows.len();
-    let before = rows.len();
-    if let Merge::LatestCounters { key_columns } = dataset.merge {
-        // The sort columns of such a dataset are its key columns, so the snapshots of one key
-        // are adjacent; the first is kept and takes the largest value of each counter.
-        rows.dedup_by(|later, kept| {
-            let same_key = later[..key_columns] == kept[..key_columns];
-            if same_key {
-                for (kept, later) in kept.iter_mut().zip(later.iter()).skip(key_columns) {
-                    if *later > *kept {
-                        *kept = later.clone();
-                    }
-                }
-            }
-            same_key
+
+    fn reject(&mut self, input: &str, line: usize, reason: String) {
+        self.rejected.push(RejectedLine {
+            input: input.to_owned(),
+            line,
+            reason,
         });
     }
-    let superseded = before - rows.len();
 
-    let schema = Arc::new(schema(dataset));
-    let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(properties()?))?;
-    for chunk in rows.chunks(BATCH_ROWS) {
-        writer.write(&batch(dataset, &schema, chunk)?)?;
+    fn add_line(&mut self, text: &[u8]) -> Result<(), String> {
+        let values = line::values(self.dataset.columns, text)?;
+        let names = self.dataset.columns.iter().map(|c| c.name);
+        for ((column, value), name) in self.columns.iter_mut().zip(values).zip(names) {
+            if let Err(reason) = column.push(name, value) {
+                for column in &mut self.columns {
+                    column.truncate(self.rows);
+                }
+                return Err(reason);
+            }
+        }
+        self.rows += 1;
+        Ok(())
     }
-    let parquet = writer.into_inner()?;
-    Ok(Compacted {
-        parquet,
-        rows: rows.len(),
-        duplicates,
-        superseded,
-        rejected,
-    })
+
+    /// Adds the rows of a file this module wrote for the same dataset.
+    pub fn add_parquet(&mut self, parquet: Vec<u8>) -> Result<(), CompactError> {
+        let reader = ParquetRecordBatchReader::try_new(bytes::Bytes::from(parquet), BATCH_ROWS)?;
+        for batch in reader {
+            let batch = batch?;
+            for (column, declared) in self.columns.iter_mut().zip(self.dataset.columns) {
+                let appended = batch
+                    .column_by_name(declared.name)
+                    .is_some_and(|array| column.append(array.as_ref()));
+                if !appended {
+                    for column in &mut self.columns {
+                        column.truncate(self.rows);
+                    }
+                    return Err(CompactError::Previous(declared.name));
+                }
+            }
+            self.rows += batch.num_rows();
+        }
+        self.check_size()
+    }
+
+    /// Rows are numbered by `u32` while sorting, half the memory of `usize`.
+    fn check_size(&self) -> Result<(), CompactError> {
+        u32::try_from(self.rows)
+            .map(|_| ())
+            .map_err(|_| CompactError::TooManyRows)
+    }
+
+    /// Sorts, merges by the dataset's rule and writes the rows, cutting a new file each time one
+    /// reaches `target_file_bytes`.
+    pub fn finish(self, target_file_bytes: usize) -> Result<Compacted, CompactError> {
+        let rows = u32::try_from(self.rows).map_err(|_| CompactError::TooManyRows)?;
+        // Sort columns first, then every other column in declared order: a total order on rows.
+        let sort = sort_columns(self.dataset);
+        let position = |name: &&str| self.dataset.columns.iter().position(|c| c.name == *name);
+        let first: Vec<usize> = sort.iter().filter_map(position).collect();
+        let rest = (0..self.columns.len()).filter(|i| !first.contains(i));
+        let order: Vec<usize> = first.iter().copied().chain(rest).collect();
+        let compare = |a: &u32, b: &u32| -> Ordering {
+            order
+                .iter()
+                .map(|&c| self.columns[c].compare(*a, *b))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        };
+
+        let mut sorted: Vec<u32> = (0..rows).collect();
+        sorted.sort_unstable_by(compare);
+        let before = sorted.len();
+        sorted.dedup_by(|a, b| compare(a, b).is_eq());
+        let duplicates = before - sorted.len();
+        let (selection, superseded) = match self.dataset.merge {
+            Merge::DistinctRows => (Selection::Rows(sorted), 0),
+            Merge::LatestCounters { key_columns } => {
+                let merged = self.latest_counters(&sorted, key_columns);
+                let superseded = sorted.len() - merged.len();
+                (
+                    Selection::PerColumn(merged.transpose(self.columns.len())),
+                    superseded,
+                )
+            }
+        };
+
+        let schema = Arc::new(schema(self.dataset));
+        let writer = || -> Result<ArrowWriter<Vec<u8>>, CompactError> {
+            Ok(ArrowWriter::try_new(
+                Vec::new(),
+                Arc::clone(&schema),
+                Some(properties()?),
+            )?)
+        };
+        let mut files = Vec::new();
+        let mut file = writer()?;
+        let total = selection.len();
+        let mut start = 0;
+        while start < total {
+            let end = total.min(start + BATCH_ROWS);
+            let arrays = self
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(c, column)| column.gather(&selection.of_column(c)[start..end]))
+                .collect();
+            file.write(&RecordBatch::try_new(Arc::clone(&schema), arrays)?)?;
+            if end < total && file.bytes_written() + file.in_progress_size() >= target_file_bytes {
+                files.push(std::mem::replace(&mut file, writer()?).into_inner()?);
+            }
+            start = end;
+        }
+        files.push(file.into_inner()?);
+        Ok(Compacted {
+            files,
+            rows: total,
+            duplicates,
+            superseded,
+            rejected: self.rejected,
+        })
+    }
+
+    /// One row per key (the first `key_columns` columns; adjacent in `sorted`): the key, and for
+    /// every other column the largest value among the key's snapshots (counters only grow, so
+    /// that is the latest).
+    fn latest_counters(&self, sorted: &[u32], key_columns: usize) -> MergedRows {
+        let same_key = |a: u32, b: u32| {
+            self.columns[..key_columns]
+                .iter()
+                .all(|c| c.compare(a, b).is_eq())
+        };
+        let mut merged = MergedRows(Vec::new());
+        for &row in sorted {
+            match merged.0.last_mut() {
+                Some(sources) if same_key(sources[0], row) => {
+                    for (c, source) in sources.iter_mut().enumerate().skip(key_columns) {
+                        if self.columns[c].compare(row, *source).is_gt() {
+                            *source = row;
+                        }
+                    }
+                }
+                _ => merged.0.push(vec![row; self.columns.len()]),
+            }
+        }
+        merged
+    }
+}
+
+/// Merged rows, each as the source row of every column.
+struct MergedRows(Vec<Vec<u32>>);
+
+impl MergedRows {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn transpose(self, columns: usize) -> Vec<Vec<u32>> {
+        (0..columns)
+            .map(|c| self.0.iter().map(|sources| sources[c]).collect())
+            .collect()
+    }
+}
+
+/// Which stored rows the output holds, in output order.
+enum Selection {
+    /// The same rows for every column.
+    Rows(Vec<u32>),
+    /// Per column (merged rows take each column from the snapshot holding its largest value).
+    PerColumn(Vec<Vec<u32>>),
+}
+
+impl Selection {
+    fn len(&self) -> usize {
+        match self {
+            Selection::Rows(rows) => rows.len(),
+            Selection::PerColumn(columns) => columns.first().map_or(0, Vec::len),
+        }
+    }
+
+    fn of_column(&self, column: usize) -> &[u32] {
+        match self {
+            Selection::Rows(rows) => rows,
+            Selection::PerColumn(columns) => &columns[column],
+        }
+    }
 }
 
 /// The bytes of a gzipped object (Firehose's delivery), or the bytes as they are.
@@ -204,111 +388,13 @@ fn gunzip(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     Ok(Cow::Owned(out))
 }
 
-/// The rows of a file written by [`compact`] for `dataset`, read back as cells.
-fn rows_of(dataset: &Dataset, parquet: &[u8]) -> Result<Vec<Vec<Cell>>, CompactError> {
-    let reader =
-        ParquetRecordBatchReader::try_new(bytes::Bytes::copy_from_slice(parquet), BATCH_ROWS)?;
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch?;
-        let mut columns = Vec::with_capacity(dataset.columns.len());
-        for column in dataset.columns {
-            let array = batch.column_by_name(column.name);
-            let cells: Option<Vec<Cell>> = match column.column_type {
-                ColumnType::String => array
-                    .and_then(|a| a.as_any().downcast_ref::<StringArray>())
-                    .map(|a| {
-                        a.iter()
-                            .map(|v| v.map_or(Cell::Null, |v| Cell::Text(v.to_owned())))
-                            .collect()
-                    }),
-                ColumnType::Bigint => array
-                    .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
-                    .map(|a| a.iter().map(|v| v.map_or(Cell::Null, Cell::Int)).collect()),
-            };
-            columns.push(
-                cells
-                    .ok_or(CompactError::Previous(column.name))?
-                    .into_iter(),
-            );
-        }
-        for _ in 0..batch.num_rows() {
-            rows.push(columns.iter_mut().filter_map(Iterator::next).collect());
-        }
-    }
-    Ok(rows)
-}
-
-fn compare(order: &[usize], a: &[Cell], b: &[Cell]) -> Ordering {
-    order
-        .iter()
-        .map(|&i| a[i].cmp(&b[i]))
-        .find(|o| o.is_ne())
-        .unwrap_or_else(|| a.cmp(b))
-}
-
-/// One JSON line as a row of the dataset's columns; a missing or null value is a null.
-fn row(dataset: &Dataset, line: &[u8]) -> Result<Vec<Cell>, String> {
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| "not a JSON object".to_owned())?;
-    dataset
-        .columns
-        .iter()
-        .map(
-            |column| match (object.get(column.name), column.column_type) {
-                (None | Some(Value::Null), _) => Ok(Cell::Null),
-                (Some(Value::String(s)), ColumnType::String) => Ok(Cell::Text(s.clone())),
-                (Some(Value::Number(n)), ColumnType::Bigint) => n
-                    .as_i64()
-                    .map(Cell::Int)
-                    .ok_or_else(|| format!("`{}` is {n}, not a 64-bit integer", column.name)),
-                (Some(other), expected) => Err(format!(
-                    "`{}` is {other}, not a {}",
-                    column.name,
-                    expected.hive_name()
-                )),
-            },
-        )
-        .collect()
-}
-
-fn batch(
-    dataset: &Dataset,
-    schema: &Arc<Schema>,
-    rows: &[Vec<Cell>],
-) -> Result<RecordBatch, CompactError> {
-    let columns: Vec<ArrayRef> = dataset
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, column)| -> ArrayRef {
-            match column.column_type {
-                ColumnType::String => {
-                    Arc::new(StringArray::from_iter(rows.iter().map(|r| match &r[i] {
-                        Cell::Text(s) => Some(s.as_str()),
-                        _ => None,
-                    })))
-                }
-                ColumnType::Bigint => {
-                    Arc::new(Int64Array::from_iter(rows.iter().map(|r| match r[i] {
-                        Cell::Int(n) => Some(n),
-                        _ => None,
-                    })))
-                }
-            }
-        })
-        .collect();
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use sdp_core::lake::DATASETS;
+
+    use arrow_array::{Int64Array, StringArray};
 
     use super::*;
 
@@ -329,7 +415,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(one.parquet, other.parquet);
+        assert_eq!(one.files, other.files);
         assert_eq!((other.rows, other.duplicates), (2, 1));
     }
 
@@ -366,12 +452,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            one.parquet, other.parquet,
+            one.files, other.files,
             "the order of snapshots does not matter"
         );
         assert_eq!((one.rows, one.duplicates, one.superseded), (3, 1, 1));
 
-        let merged = only_rows(&one.parquet);
+        let merged = only_rows(&one.files[0]);
         assert_eq!(
             merged,
             [
@@ -432,19 +518,100 @@ mod tests {
         )
         .unwrap();
         let first = compact(bcns(), &[("e".into(), early.clone())]).unwrap();
-        let merged = compact_onto(bcns(), Some(&first.parquet), &[("l".into(), late)]).unwrap();
-        assert_eq!(merged.parquet, all.parquet);
+        let merged = compact_onto(bcns(), &first.files, &[("l".into(), late)]).unwrap();
+        assert_eq!(merged.files, all.files);
         assert_eq!(merged.rows, 2);
         // A redelivery of what the previous file holds adds nothing.
-        let again = compact_onto(bcns(), Some(&merged.parquet), &[("e2".into(), early)]).unwrap();
-        assert_eq!((again.parquet, again.duplicates), (all.parquet, 1));
+        let again = compact_onto(bcns(), &merged.files, &[("e2".into(), early)]).unwrap();
+        assert_eq!((again.files, again.duplicates), (all.files, 1));
         // Another dataset's file is not a previous file of this one.
         let aggregates = DATASETS.iter().find(|d| d.name == "aggregates").unwrap();
-        let err = compact_onto(aggregates, Some(&first.parquet), &[]).unwrap_err();
+        let err = compact_onto(aggregates, &first.files, &[]).unwrap_err();
         assert!(
             err.to_string().contains("`campaign_item_id`") || err.to_string().contains("`period`"),
             "{err}"
         );
+    }
+
+    /// The `(type, campaign_item_id, ts, tx_id)` of a bcns file's rows, in file order.
+    fn sort_keys(parquet: &[u8]) -> Vec<(String, i64, i64, String)> {
+        let reader =
+            ParquetRecordBatchReader::try_new(bytes::Bytes::copy_from_slice(parquet), 1024)
+                .unwrap();
+        let mut keys = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let text = |name: &str| {
+                let column = batch.column_by_name(name).unwrap();
+                column
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone()
+            };
+            let int = |name: &str| {
+                let column = batch.column_by_name(name).unwrap();
+                column
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .clone()
+            };
+            let (kind, campaign, ts, tx) = (
+                text("type"),
+                int("campaign_item_id"),
+                int("ts"),
+                text("tx_id"),
+            );
+            for r in 0..batch.num_rows() {
+                keys.push((
+                    kind.value(r).to_owned(),
+                    campaign.value(r),
+                    ts.value(r),
+                    tx.value(r).to_owned(),
+                ));
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn a_large_partition_is_cut_into_files_that_hold_consecutive_ranges_of_its_order() {
+        let lines: String = (0..40_000)
+            .map(|i| {
+                let kind = ["bid", "imp", "click"][i % 3];
+                format!(
+                    "{{\"tx_id\":\"tx-{i:08}\",\"type\":\"{kind}\",\"ts\":{},\"received_at\":{i},\"campaign_item_id\":{},\"app_uid\":\"u{}\"}}\n",
+                    1_000_000 + (i * 7919) % 100_000,
+                    i % 13,
+                    i % 977
+                )
+            })
+            .collect();
+        let inputs = [("in".to_owned(), lines.into_bytes())];
+        let whole = compact(bcns(), &inputs).unwrap();
+        assert_eq!(whole.files.len(), 1);
+
+        let mut partition = Partition::new(bcns());
+        partition.add_raw("in", &inputs[0].1).unwrap();
+        let target = 64 * 1024;
+        let split = partition.finish(target).unwrap();
+        assert!(split.files.len() > 3, "{} files", split.files.len());
+        assert_eq!(split.rows, 40_000);
+        // Every file but the last reached the target; none is more than a batch beyond it.
+        for file in &split.files[..split.files.len() - 1] {
+            assert!(
+                file.len() > target / 4 && file.len() < target * 2,
+                "{}",
+                file.len()
+            );
+        }
+        let keys: Vec<_> = split.files.iter().flat_map(|f| sort_keys(f)).collect();
+        assert_eq!(keys.len(), 40_000);
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "files in sort order");
+        // The pieces hold exactly the partition's rows: merged again, they give the single file.
+        let again = compact_onto(bcns(), &split.files, &[]).unwrap();
+        assert_eq!(again.files, whole.files);
     }
 
     #[test]
@@ -461,7 +628,7 @@ mod tests {
             &[("g.gz".into(), gzipped), ("bad.gz".into(), broken)],
         )
         .unwrap();
-        assert_eq!(out.parquet, plain.parquet);
+        assert_eq!(out.files, plain.files);
         assert_eq!(out.rejected.len(), 1);
         assert_eq!(
             (out.rejected[0].input.as_str(), out.rejected[0].line),

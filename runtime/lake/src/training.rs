@@ -149,7 +149,8 @@ mod tests {
             &[("in".into(), lines.as_bytes().to_vec())],
         )
         .unwrap();
-        Bytes::from(out.parquet)
+        let [file] = <[Vec<u8>; 1]>::try_from(out.files).unwrap();
+        Bytes::from(file)
     }
 
     #[test]

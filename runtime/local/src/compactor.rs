@@ -1,8 +1,9 @@
-//! Local compaction: each closed hour of the raw lake becomes one Parquet file under
-//! `<data-dir>/lake/parquet/<dataset>/dt=…/hour=…/`, written by `sdp-lake` as the compactor Lambda
-//! writes S3. The file is named by a fingerprint of its inputs: a rerun with the same raw files
-//! finds it and does nothing; a late raw file changes the fingerprint, so the partition is
-//! compacted again, whole, and the previous file is removed once the new one is in place.
+//! Local compaction: each closed hour of the raw lake becomes Parquet files (one, unless it is
+//! large) under `<data-dir>/lake/parquet/<dataset>/dt=…/hour=…/`, written by `sdp-lake` as the
+//! compactor Lambda writes S3. The files are named by a fingerprint of their inputs: a rerun with
+//! the same raw files finds them and does nothing; a late raw file changes the fingerprint, so the
+//! partition is compacted again, whole, and the previous files are removed once the new ones are
+//! in place.
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +31,13 @@ pub async fn run(
         match tokio::task::spawn_blocking(move || compact_closed(&dir, now_ms)).await {
             Ok(Ok(written)) => {
                 for w in written {
-                    eprintln!("compactor: wrote {} ({} rows)", w.path.display(), w.rows);
+                    for file in &w.files {
+                        eprintln!(
+                            "compactor: wrote {} ({} rows in the partition)",
+                            file.display(),
+                            w.rows
+                        );
+                    }
                 }
             }
             Ok(Err(err)) => eprintln!("compactor: {err}"),
@@ -42,7 +49,8 @@ pub async fn run(
 /// What one compaction wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    pub path: PathBuf,
+    /// In sort order.
+    pub files: Vec<PathBuf>,
     pub rows: usize,
     pub rejected: usize,
 }
@@ -88,8 +96,9 @@ fn compact_partition(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let path = out.join(format!("part-{name}.parquet"));
-    if path.exists() {
+    let path = |index: usize| out.join(format!("part-{name}-{index:05}.parquet"));
+    // The first file is renamed into place last, so finding it means all of them are there.
+    if path(0).exists() {
         return Ok(None);
     }
     let contents = inputs
@@ -102,20 +111,30 @@ fn compact_partition(
         eprintln!("compactor: {} line {}: {}", bad.input, bad.line, bad.reason);
     }
     std::fs::create_dir_all(out)?;
-    // A leading dot hides the file being written from readers of the directory.
-    let temporary = out.join(format!(".part-{name}.parquet.tmp"));
-    let file = std::fs::File::create(&temporary)?;
-    std::io::Write::write_all(&mut &file, &compacted.parquet)?;
-    file.sync_all()?;
-    // The new file in and the old ones out, with no reader in between (see `swap`).
+    let mut written = Vec::with_capacity(compacted.files.len());
+    for (index, bytes) in compacted.files.iter().enumerate() {
+        // A leading dot hides the file being written from readers of the directory.
+        let temporary = out.join(format!(".part-{name}-{index:05}.parquet.tmp"));
+        let file = std::fs::File::create(&temporary)?;
+        std::io::Write::write_all(&mut &file, bytes)?;
+        file.sync_all()?;
+        written.push((temporary, path(index)));
+    }
+    // The new files in and the old ones out, with no reader in between (see `swap`).
     let swap = crate::swap::exclusive(lake)?;
-    std::fs::rename(&temporary, &path)?;
-    for older in files(out, "parquet")?.into_iter().filter(|p| *p != path) {
+    for (temporary, path) in written.iter().rev() {
+        std::fs::rename(temporary, path)?;
+    }
+    let new_files: Vec<PathBuf> = written.into_iter().map(|(_, path)| path).collect();
+    for older in files(out, "parquet")?
+        .into_iter()
+        .filter(|p| !new_files.contains(p))
+    {
         std::fs::remove_file(older)?;
     }
     drop(swap);
     Ok(Some(Written {
-        path,
+        files: new_files,
         rows: compacted.rows,
         rejected: compacted.rejected.len(),
     }))
@@ -213,8 +232,8 @@ mod tests {
         let first = compact_closed(dir.path(), NOW).unwrap();
         assert_eq!(first.len(), 1, "{first:?}");
         assert_eq!(first[0].rows, 2);
-        assert!(first[0]
-            .path
+        assert_eq!(first[0].files.len(), 1);
+        assert!(first[0].files[0]
             .starts_with(dir.path().join("lake/parquet/bcns/dt=2023-11-14/hour=22")));
         assert!(
             compact_closed(dir.path(), NOW).unwrap().is_empty(),
@@ -231,6 +250,6 @@ mod tests {
             "parquet",
         )
         .unwrap();
-        assert_eq!(left, vec![second[0].path.clone()], "the older file is gone");
+        assert_eq!(left, second[0].files, "the older file is gone");
     }
 }

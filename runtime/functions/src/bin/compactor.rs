@@ -1,5 +1,5 @@
-//! Lambda `compactor`: on a schedule, compacts each closed partition of the raw lake into one
-//! Parquet file, merging late data into the partitions it belongs to.
+//! Lambda `compactor`: on a schedule, compacts each closed partition of the raw lake into Parquet
+//! files of up to about 128 MB, merging late data into the partitions it belongs to.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use sdp_aws::S3Objects;
@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     })?;
     let compactor = CompactorSettings {
         close_after_ms: i64::from(close_after) * 60_000,
+        ..defaults
     };
     let (objects, compactor) = (&objects, &compactor);
     lambda_runtime::run(service_fn(
