@@ -164,10 +164,6 @@ impl<'d> Partition<'d> {
         }
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Adds the rows of a raw object (JSON lines, gzipped or not); lines that are not rows are
     /// kept aside as rejected, with `name` and their line number.
     pub fn add_raw(&mut self, name: &str, bytes: &[u8]) -> Result<(), CompactError> {
@@ -417,6 +413,24 @@ mod tests {
         .unwrap();
         assert_eq!(one.files, other.files);
         assert_eq!((other.rows, other.duplicates), (2, 1));
+    }
+
+    #[test]
+    fn the_snapshots_of_a_key_are_adjacent_because_its_key_columns_lead_the_sort() {
+        for dataset in &DATASETS {
+            if let Merge::LatestCounters { key_columns } = dataset.merge {
+                let keys: Vec<&str> = dataset.columns[..key_columns]
+                    .iter()
+                    .map(|c| c.name)
+                    .collect();
+                assert_eq!(
+                    sort_columns(dataset)[..key_columns],
+                    keys,
+                    "{}",
+                    dataset.name
+                );
+            }
+        }
     }
 
     #[test]

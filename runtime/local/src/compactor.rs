@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use sdp_core::lake::{Format, DATASETS};
+use sdp_lake::compact::{Partition, TARGET_FILE_BYTES};
 
 /// How long after its hour ends a partition counts as closed: late events still land in it after
 /// that (and cause a new compaction), but most arrive within the session timeouts.
@@ -101,12 +102,15 @@ fn compact_partition(
     if path(0).exists() {
         return Ok(None);
     }
-    let contents = inputs
-        .iter()
-        .map(|p| Ok((p.display().to_string(), std::fs::read(p)?)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let compacted = sdp_lake::compact::compact(dataset, &contents)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let failed = |e: sdp_lake::compact::CompactError| std::io::Error::other(e.to_string());
+    // One input in memory at a time, as the compactor Lambda reads S3.
+    let mut partition = Partition::new(dataset);
+    for input in &inputs {
+        partition
+            .add_raw(&input.display().to_string(), &std::fs::read(input)?)
+            .map_err(failed)?;
+    }
+    let compacted = partition.finish(TARGET_FILE_BYTES).map_err(failed)?;
     for bad in &compacted.rejected {
         eprintln!("compactor: {} line {}: {}", bad.input, bad.line, bad.reason);
     }
