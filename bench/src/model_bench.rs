@@ -2,13 +2,16 @@
 //! one score, and held-out AUC, on bids drawn from a known logistic world (sdp_core::synthetic).
 //! `model-bench generate DIR TRAIN TEST` writes DIR/train.csv and DIR/test.csv (the same rows
 //! scikit-learn reads); `model-bench run DIR` trains and scores with sdp-core and prints one line
-//! of results.
+//! of results. `model-bench round LAKE MAX` runs one trainer round (`sdp_core::retrain`) over LAKE
+//! transactions held at most MAX at a time, as the trainer Lambda does: run it under
+//! `/usr/bin/time` for the round's peak memory.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use sdp_core::model::BidFeatures;
+use sdp_core::model::{BidFeatures, Model};
+use sdp_core::retrain::{round, LabelledBids, Round};
 use sdp_core::synthetic::{Rng, World};
 use sdp_core::train::{metrics, train, TrainConfig};
 
@@ -22,7 +25,8 @@ fn main() -> Result<()> {
     {
         [_, "generate", dir, n_train, n_test] => generate(dir, n_train.parse()?, n_test.parse()?),
         [_, "run", dir] => run(dir),
-        _ => bail!("usage: model-bench generate DIR TRAIN TEST | run DIR"),
+        [_, "round", lake, max] => trainer_round(lake.parse()?, max.parse()?),
+        _ => bail!("usage: model-bench generate DIR TRAIN TEST | run DIR | round LAKE MAX"),
     }
 }
 
@@ -120,6 +124,40 @@ fn run(dir: &str) -> Result<()> {
         ours.auc,
         ours.log_loss,
         truth.auc
+    );
+    Ok(())
+}
+
+/// One retraining round over `lake` bids of the synthetic world, of which at most `max` are held.
+fn trainer_round(lake: usize, max: usize) -> Result<()> {
+    let mut rng = Rng(0x5eed_0000_3333_4444);
+    let world = World::new(&mut rng);
+    let started = Instant::now();
+    let mut data = LabelledBids::with_max_bids(max);
+    for i in 0..lake {
+        let (bid, won, _) = world.sample(&mut rng);
+        let tx_id = format!("{i:08x}-5c1e-4a7b-9d2f-{i:012x}");
+        if won {
+            data.add_win(&tx_id);
+        }
+        data.add_bid(tx_id, bid);
+    }
+    let gathered = started.elapsed().as_secs_f64();
+    let outcome = round(
+        &data,
+        &Model::constant(0.5),
+        &TrainConfig::default(),
+        "bench",
+    );
+    let Round::Promoted { model, .. } = outcome else {
+        bail!("the round did not promote: {outcome:?}");
+    };
+    let auc = model.metrics.map_or(f64::NAN, |m| m.auc);
+    println!(
+        "lake {lake} bids, held {} (sample rate {}), gathered in {gathered:.2} s, trained and judged in {:.2} s, held-out AUC {auc:.4}",
+        data.bids().len(),
+        data.sample_rate(),
+        started.elapsed().as_secs_f64() - gathered
     );
     Ok(())
 }

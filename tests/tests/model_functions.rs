@@ -58,6 +58,7 @@ fn settings() -> TrainerSettings {
             ..TrainConfig::default()
         },
         metrics_namespace: Some("sdp/models".into()),
+        max_bids: sdp_core::retrain::DEFAULT_MAX_BIDS,
     }
 }
 
@@ -129,6 +130,7 @@ async fn the_trainer_promotes_a_model_learned_from_the_lake_and_predict_serves_i
         .unwrap();
     assert_eq!(record["outcome"], "promoted", "{record}");
     assert_eq!(record["bids"], 6_000, "{record}");
+    assert_eq!(record["sample_rate"], 1.0, "{record}");
     let won = landed.iter().filter(|(_, y)| *y).count();
     assert_eq!(record["won"], won, "{record}");
     assert_eq!(lake.models.versions().await.unwrap().len(), 1);
@@ -306,4 +308,33 @@ async fn predict_answers_api_gateway_events_with_the_documented_shape_and_400s()
     let mut base64 = predict_event("not base64!");
     base64.is_base64_encoded = true;
     assert_eq!(handlers::predict(&cache, base64).await.status_code, 400);
+}
+
+/// A lake with more transactions than a run may hold trains on a sample of whole transactions:
+/// the bound halves until the sample fits, bids and wins are kept or dropped together, and the
+/// model learned from the sample still beats the bootstrap.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lake_beyond_the_limit_is_learned_from_a_sample_of_whole_transactions() {
+    let lake = lake().await;
+    let world = World::new(&mut Rng(42));
+    let landed = land(&lake.objects, &world, 1, 6_000, "big").await.unwrap();
+    let limited = TrainerSettings {
+        max_bids: 2_000,
+        ..settings()
+    };
+    let record = trainer::run(&lake.objects, &lake.models, &limited, NOW_MS)
+        .await
+        .unwrap();
+    assert_eq!(record["sample_rate"], 0.25, "{record}");
+    let bids = record["bids"].as_u64().unwrap();
+    assert!((1_200..=2_000).contains(&bids), "{record}");
+    // About the share of wins of the whole lake, and never more wins than bids.
+    let share = landed.iter().filter(|(_, y)| *y).count() as f64 / landed.len() as f64;
+    let won = record["won"].as_u64().unwrap();
+    assert!(won <= bids, "{record}");
+    assert!(
+        (won as f64 / bids as f64 - share).abs() < 0.05,
+        "{record}: the lake's win share is {share}"
+    );
+    assert_eq!(record["outcome"], "promoted", "{record}");
 }

@@ -4,27 +4,107 @@
 
 use std::collections::HashSet;
 
-use crate::model::{BidFeatures, Metrics, Model};
+use crate::model::{stable_hash, BidFeatures, Metrics, Model};
 use crate::train::{metrics, should_promote, train, Example, TrainConfig};
 
 /// Fewer bids than this say nothing a model could learn.
 pub const MIN_BIDS: usize = 100;
 
+/// The transactions a round learns from at most. A round over a million peaks at about 690 MB and
+/// takes seconds (`model-bench round`), well inside the trainer's 2048 MB and 15 minutes.
+pub const DEFAULT_MAX_BIDS: usize = 1_000_000;
+
 /// What training learns from: each transaction's bid once, and the transactions that won.
-#[derive(Debug, Default)]
+///
+/// At most `max_bids` transactions are kept: those whose id hashes below a bound, which halves
+/// each time the sample outgrows `max_bids`. The sample is therefore the same set of
+/// transactions whatever order the files are read in (the largest halving of the hash space
+/// that fits), a transaction's bid and its win are kept or dropped together, and memory stays
+/// bounded however much the lake holds.
+#[derive(Debug)]
 pub struct LabelledBids {
-    /// (tx_id, features), each transaction once.
-    pub bids: Vec<(String, BidFeatures)>,
+    /// (tx_id, features), each transaction once, in the order added.
+    bids: Vec<(String, BidFeatures)>,
+    in_sample: HashSet<String>,
     /// The tx_ids whose impression joined.
-    pub won: HashSet<String>,
+    won: HashSet<String>,
+    max_bids: usize,
+    /// Transactions whose sample hash is at or above this are not in the sample.
+    bound: u64,
+    /// How many times the bound was halved.
+    halvings: u32,
+}
+
+impl Default for LabelledBids {
+    fn default() -> Self {
+        LabelledBids::with_max_bids(DEFAULT_MAX_BIDS)
+    }
+}
+
+/// Where a transaction falls in the hash space the sample is cut from: its id's stable hash,
+/// mixed (splitmix64's finaliser) so that ids differing only in their last characters spread
+/// over the high bits the bound compares.
+fn sample_hash(tx_id: &str) -> u64 {
+    let mut x = stable_hash(tx_id.as_bytes());
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 impl LabelledBids {
-    /// Adds a bid unless its transaction is already in (redeliveries, retries).
-    pub fn add_bid(&mut self, seen: &mut HashSet<String>, tx_id: String, features: BidFeatures) {
-        if seen.insert(tx_id.clone()) {
-            self.bids.push((tx_id, features));
+    pub fn with_max_bids(max_bids: usize) -> Self {
+        LabelledBids {
+            bids: Vec::new(),
+            in_sample: HashSet::new(),
+            won: HashSet::new(),
+            max_bids: max_bids.max(1),
+            bound: u64::MAX,
+            halvings: 0,
         }
+    }
+
+    /// Adds a bid unless its transaction is already in (redeliveries, retries) or outside the
+    /// sample.
+    pub fn add_bid(&mut self, tx_id: String, features: BidFeatures) {
+        if sample_hash(&tx_id) >= self.bound || self.in_sample.contains(&tx_id) {
+            return;
+        }
+        self.in_sample.insert(tx_id.clone());
+        self.bids.push((tx_id, features));
+        while self.bids.len() > self.max_bids {
+            self.bound /= 2;
+            self.halvings += 1;
+            let bound = self.bound;
+            let inside = |tx_id: &String| sample_hash(tx_id) < bound;
+            self.bids.retain(|(tx_id, _)| inside(tx_id));
+            self.in_sample.retain(inside);
+            self.won.retain(inside);
+        }
+    }
+
+    /// Marks a transaction as won (its impression joined), if it is in the sample's hash range.
+    pub fn add_win(&mut self, tx_id: &str) {
+        if sample_hash(tx_id) < self.bound {
+            self.won.insert(tx_id.to_owned());
+        }
+    }
+
+    pub fn bids(&self) -> &[(String, BidFeatures)] {
+        &self.bids
+    }
+
+    pub fn won(&self, tx_id: &str) -> bool {
+        self.won.contains(tx_id)
+    }
+
+    /// Wins recorded within the sample's hash range (some may belong to bids outside the window).
+    pub fn wins(&self) -> usize {
+        self.won.len()
+    }
+
+    /// The share of the lake's transactions the sample keeps: 1, 1/2, 1/4, ...
+    pub fn sample_rate(&self) -> f64 {
+        0.5_f64.powi(i32::try_from(self.halvings).unwrap_or(i32::MAX))
     }
 }
 
@@ -63,7 +143,7 @@ pub fn round(data: &LabelledBids, current: &Model, config: &TrainConfig, version
     let mut fit: Vec<Example> = Vec::new();
     let mut evaluation: Vec<(&BidFeatures, bool)> = Vec::new();
     for (tx_id, features) in &data.bids {
-        let label = data.won.contains(tx_id);
+        let label = data.won(tx_id);
         if held_out(tx_id) {
             evaluation.push((features, label));
         } else {
@@ -96,14 +176,13 @@ mod tests {
         let mut rng = Rng(seed);
         let world = World::new(&mut Rng(1));
         let mut data = LabelledBids::default();
-        let mut seen = HashSet::new();
         for i in 0..n {
             let (features, won, _) = world.sample(&mut rng);
             let tx_id = format!("{seed}-{i}");
             if won {
-                data.won.insert(tx_id.clone());
+                data.add_win(&tx_id);
             }
-            data.add_bid(&mut seen, tx_id, features);
+            data.add_bid(tx_id, features);
         }
         data
     }
@@ -130,7 +209,7 @@ mod tests {
         );
         assert_eq!(
             metrics.rows,
-            data.bids.iter().filter(|(t, _)| held_out(t)).count()
+            data.bids().iter().filter(|(t, _)| held_out(t)).count()
         );
     }
 
@@ -173,10 +252,58 @@ mod tests {
     #[test]
     fn a_transaction_seen_twice_is_one_bid() {
         let mut data = LabelledBids::default();
-        let mut seen = HashSet::new();
         let bid = World::new(&mut Rng(1)).sample(&mut Rng(2)).0;
-        data.add_bid(&mut seen, "t".into(), bid.clone());
-        data.add_bid(&mut seen, "t".into(), bid);
+        data.add_bid("t".into(), bid.clone());
+        data.add_bid("t".into(), bid);
         assert_eq!(data.bids.len(), 1);
+    }
+
+    #[test]
+    fn a_lake_larger_than_the_limit_is_sampled_by_transaction_the_same_in_any_order() {
+        let world = World::new(&mut Rng(1));
+        let mut rng = Rng(5);
+        let all: Vec<(String, BidFeatures, bool)> = (0..10_000)
+            .map(|i| {
+                let (features, won, _) = world.sample(&mut rng);
+                (format!("tx-{i}"), features, won)
+            })
+            .collect();
+        let sample = |order: &mut dyn Iterator<Item = &(String, BidFeatures, bool)>| {
+            let mut data = LabelledBids::with_max_bids(3_000);
+            for (tx_id, features, won) in order {
+                data.add_bid(tx_id.clone(), features.clone());
+                data.add_bid(tx_id.clone(), features.clone()); // redelivered
+                if *won {
+                    data.add_win(tx_id);
+                }
+            }
+            data
+        };
+        let forward = sample(&mut all.iter());
+        let backward = sample(&mut all.iter().rev());
+        // 10,000 halved twice: about 2,500 kept, a quarter.
+        assert_eq!(forward.sample_rate(), 0.25);
+        assert!(
+            (2_200..=3_000).contains(&forward.bids.len()),
+            "{}",
+            forward.bids.len()
+        );
+        let ids = |d: &LabelledBids| {
+            let mut ids: Vec<String> = d.bids.iter().map(|(t, _)| t.clone()).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&forward), ids(&backward));
+        // Every kept bid keeps its label, and no win is kept without its bid.
+        for (tx_id, _, won) in &all {
+            let kept = forward.in_sample.contains(tx_id);
+            assert_eq!(forward.won(tx_id), kept && *won, "{tx_id}");
+        }
+        // Within the limit, nothing is dropped.
+        let mut whole = LabelledBids::with_max_bids(10_000);
+        for (tx_id, features, _) in &all {
+            whole.add_bid(tx_id.clone(), features.clone());
+        }
+        assert_eq!((whole.bids.len(), whole.sample_rate()), (10_000, 1.0));
     }
 }

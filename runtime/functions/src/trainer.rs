@@ -9,8 +9,6 @@
 //! permission needed). Any failure fails the invocation: the schedule retries it and the failure
 //! alarm fires.
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -31,6 +29,9 @@ pub struct TrainerSettings {
     pub config: TrainConfig,
     /// The namespace of the run's CloudWatch metrics; None writes none.
     pub metrics_namespace: Option<String>,
+    /// Transactions a run learns from at most; beyond, a sample of whole transactions
+    /// (`LabelledBids`), so memory does not grow with the lake.
+    pub max_bids: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,12 +124,11 @@ pub async fn run(
         Serving::Model { model, etag } => (model, Some(etag)),
         Serving::NoneYet | Serving::Unchanged => (Model::constant(0.5), None),
     };
-    let mut data = LabelledBids::default();
-    let mut seen = HashSet::new();
+    let mut data = LabelledBids::with_max_bids(settings.max_bids);
     for object in &bcns {
         let bytes = read(objects, &object.key).await?;
         if !bytes.is_empty() {
-            sdp_lake::training::add_bids(bytes, &mut data, &mut seen)
+            sdp_lake::training::add_bids(bytes, &mut data)
                 .map_err(|source| read_error(objects, &object.key, source))?;
         }
     }
@@ -154,7 +154,7 @@ pub async fn run(
         stable_hash(inputs.as_bytes())
     );
     let config = settings.config;
-    let (bids, won) = (data.bids.len(), data.won.len());
+    let (bids, won, sample_rate) = (data.bids().len(), data.wins(), data.sample_rate());
     let serving_version = current.version.clone();
     let outcome = tokio::task::spawn_blocking(move || round(&data, &current, &config, &version))
         .await
@@ -167,6 +167,7 @@ pub async fn run(
         "files": bcns.len() + impressions.len(),
         "bids": bids,
         "won": won,
+        "sample_rate": sample_rate,
         "serving": serving_version,
     });
     let promoted = match outcome {

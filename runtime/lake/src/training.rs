@@ -2,8 +2,6 @@
 //! features, and the transactions of `parquet_impressions` files (a bid won if its impression
 //! joined). Only the columns needed are decoded.
 
-use std::collections::HashSet;
-
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -64,14 +62,10 @@ fn optional_integer(array: &Int64Array, row: usize) -> Option<i64> {
     array.is_valid(row).then(|| array.value(row))
 }
 
-/// Adds the bids of one `parquet_bcns` file to `data` (a transaction already `seen` is skipped);
-/// returns how many rows were bids. A bid row without `tx_id`, campaign or time is skipped: the
+/// Adds the bids of one `parquet_bcns` file to `data` (which keeps each transaction once, within
+/// its sample); returns how many rows were bids. A bid row without `tx_id`, campaign or time is skipped: the
 /// ingestion API never stores one.
-pub fn add_bids(
-    parquet: Bytes,
-    data: &mut LabelledBids,
-    seen: &mut HashSet<String>,
-) -> Result<usize, ReadError> {
+pub fn add_bids(parquet: Bytes, data: &mut LabelledBids) -> Result<usize, ReadError> {
     let columns = [
         "tx_id",
         "type",
@@ -116,7 +110,7 @@ pub fn add_bids(
                 optional_integer(price, row),
                 ts,
             );
-            data.add_bid(seen, id.to_owned(), features);
+            data.add_bid(id.to_owned(), features);
         }
     }
     Ok(bids)
@@ -128,9 +122,11 @@ pub fn add_wins(parquet: Bytes, data: &mut LabelledBids) -> Result<usize, ReadEr
     for batch in batches(parquet, &["tx_id"])? {
         let tx_id = text(&batch, "tx_id")?;
         rows += batch.num_rows();
-        data.won.extend(
-            (0..batch.num_rows()).filter_map(|row| optional_text(tx_id, row).map(str::to_owned)),
-        );
+        for row in 0..batch.num_rows() {
+            if let Some(id) = optional_text(tx_id, row) {
+                data.add_win(id);
+            }
+        }
     }
     Ok(rows)
 }
@@ -171,21 +167,24 @@ mod tests {
             r#"{"tx_id":"a","ts":3600001,"received_at":2,"campaign_item_id":7,"domain":"d","win_price":50}"#,
         );
         let mut data = LabelledBids::default();
-        let mut seen = HashSet::new();
-        assert_eq!(add_bids(bcns.clone(), &mut data, &mut seen).unwrap(), 2);
-        assert_eq!(add_bids(bcns, &mut data, &mut seen).unwrap(), 2); // a second copy adds nothing
+        assert_eq!(add_bids(bcns.clone(), &mut data).unwrap(), 2);
+        assert_eq!(add_bids(bcns, &mut data).unwrap(), 2); // a second copy adds nothing
         assert_eq!(add_wins(impressions, &mut data).unwrap(), 1);
-        assert_eq!(data.bids.len(), 2);
+        let bids = data.bids();
+        assert_eq!(bids.len(), 2);
         assert_eq!(
-            data.bids[0],
+            bids[0],
             (
                 "a".to_owned(),
                 BidFeatures::of_attributes(7, Some("d"), Some("c"), Some("k"), Some(99), 3_600_000)
             )
         );
-        assert_eq!(data.bids[0].1.hour, 1);
-        assert_eq!(data.bids[1].1.win_price, 0.0);
-        assert_eq!(data.won, HashSet::from(["a".to_owned()]));
+        assert_eq!(bids[0].1.hour, 1);
+        assert_eq!(bids[1].1.win_price, 0.0);
+        assert_eq!(
+            (data.won("a"), data.won("b"), data.wins()),
+            (true, false, 1)
+        );
     }
 
     #[test]
@@ -194,12 +193,7 @@ mod tests {
             3,
             r#"{"campaign_item_id":1,"period":"p","bids":1,"imps":0,"clicks":0}"#,
         );
-        let err = add_bids(
-            aggregates,
-            &mut LabelledBids::default(),
-            &mut HashSet::new(),
-        )
-        .unwrap_err();
+        let err = add_bids(aggregates, &mut LabelledBids::default()).unwrap_err();
         assert!(err.to_string().contains("`tx_id`"), "{err}");
         let err = add_wins(
             Bytes::from_static(b"not parquet"),

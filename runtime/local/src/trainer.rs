@@ -2,7 +2,6 @@
 //! `sdp_core::retrain` (the trainer Lambda's) over the bids of the raw lake.
 //! Promoted models are kept under `<data-dir>/models/` (the newest few).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -86,7 +85,7 @@ fn train_once(
     trained_on: usize,
 ) -> Result<Option<(Model, usize)>, String> {
     let data = read_lake(data_dir).map_err(|e| format!("reading the raw lake failed: {e}"))?;
-    let bids = data.bids.len();
+    let bids = data.bids().len();
     if bids == trained_on {
         return Ok(None);
     }
@@ -115,20 +114,21 @@ fn train_once(
 /// The bids of the raw lake, labelled by whether their impression joined.
 fn read_lake(data_dir: &Path) -> std::io::Result<LabelledBids> {
     let mut data = LabelledBids::default();
-    let mut seen = HashSet::new();
     for line in lines(&data_dir.join("lake/raw/bcns"))? {
         let Ok(event) = serde_json::from_str::<Event>(&line) else {
             continue;
         };
         if let Some(features) = BidFeatures::of_bid(&event) {
-            data.add_bid(&mut seen, event.tx_id, features);
+            data.add_bid(event.tx_id, features);
         }
     }
-    data.won = lines(&data_dir.join("lake/raw/impressions"))?
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|row| row["tx_id"].as_str().map(str::to_owned))
-        .collect();
+    for line in lines(&data_dir.join("lake/raw/impressions"))? {
+        if let Ok(row) = serde_json::from_str::<serde_json::Value>(&line) {
+            if let Some(tx_id) = row["tx_id"].as_str() {
+                data.add_win(tx_id);
+            }
+        }
+    }
     Ok(data)
 }
 
