@@ -13,64 +13,52 @@ use sdp_core::lake::ColumnType;
 use super::line::Scalar;
 
 /// The values of one column, row by row.
-pub(super) enum Column {
+pub(super) struct Column {
+    /// Whether each row has a value (false: null).
+    present: Vec<bool>,
+    values: Values,
+}
+
+enum Values {
     Text {
         /// Every value's text, one after the other.
         text: String,
         /// Where each row's value ends in `text` (a null ends where the previous one did).
         ends: Vec<usize>,
-        present: Vec<bool>,
     },
-    Int {
-        /// A null's slot holds 0.
-        values: Vec<i64>,
-        present: Vec<bool>,
-    },
+    /// A null's slot holds 0.
+    Int(Vec<i64>),
 }
 
 impl Column {
     pub(super) fn new(column_type: ColumnType) -> Column {
-        match column_type {
-            ColumnType::String => Column::Text {
+        let values = match column_type {
+            ColumnType::String => Values::Text {
                 text: String::new(),
                 ends: Vec::new(),
-                present: Vec::new(),
             },
-            ColumnType::Bigint => Column::Int {
-                values: Vec::new(),
-                present: Vec::new(),
-            },
+            ColumnType::Bigint => Values::Int(Vec::new()),
+        };
+        Column {
+            present: Vec::new(),
+            values,
         }
     }
 
     /// Appends a value read from JSON (`None`: the key was absent), or says why it does not fit
     /// the column `name`; nothing is appended then.
     pub(super) fn push(&mut self, name: &str, value: Option<Scalar<'_>>) -> Result<(), String> {
-        match (self, value) {
-            (column, None | Some(Scalar::Null)) => column.push_null(),
-            (
-                Column::Text {
-                    text,
-                    ends,
-                    present,
-                },
-                Some(Scalar::Text(value)),
-            ) => {
-                text.push_str(&value);
-                ends.push(text.len());
-                present.push(true);
+        let (text, int) = match (&self.values, value) {
+            (_, None | Some(Scalar::Null)) => (None, None),
+            (Values::Text { .. }, Some(Scalar::Text(value))) => (Some(value), None),
+            (Values::Int(_), Some(Scalar::Int(value))) => (None, Some(value)),
+            (Values::Int(_), Some(Scalar::Number(number))) => {
+                return Err(format!("`{name}` is {number}, not a 64-bit integer"));
             }
-            (Column::Int { values, present }, Some(Scalar::Int(value))) => {
-                values.push(value);
-                present.push(true);
-            }
-            (Column::Int { .. }, Some(Scalar::Number(number))) => {
-                return Err(format!("`{name}` is {number}, not a 64-bit integer"))
-            }
-            (column, Some(other)) => {
-                let expected = match column {
-                    Column::Text { .. } => ColumnType::String,
-                    Column::Int { .. } => ColumnType::Bigint,
+            (values, Some(other)) => {
+                let expected = match values {
+                    Values::Text { .. } => ColumnType::String,
+                    Values::Int(_) => ColumnType::Bigint,
                 };
                 return Err(format!(
                     "`{name}` is {}, not a {}",
@@ -78,53 +66,41 @@ impl Column {
                     expected.hive_name()
                 ));
             }
-        }
+        };
+        self.push_value(text.as_deref(), int);
         Ok(())
     }
 
-    fn push_null(&mut self) {
-        match self {
-            Column::Text {
-                text,
-                ends,
-                present,
-            } => {
+    /// Appends one row: the text or integer for the column's kind (both `None`: a null).
+    fn push_value(&mut self, text_value: Option<&str>, int_value: Option<i64>) {
+        match &mut self.values {
+            Values::Text { text, ends } => {
+                self.present.push(text_value.is_some());
+                text.push_str(text_value.unwrap_or_default());
                 ends.push(text.len());
-                present.push(false);
             }
-            Column::Int { values, present } => {
-                values.push(0);
-                present.push(false);
+            Values::Int(values) => {
+                self.present.push(int_value.is_some());
+                values.push(int_value.unwrap_or(0));
             }
         }
     }
 
     /// Drops the rows from `rows` on: a line rejected halfway leaves nothing behind.
     pub(super) fn truncate(&mut self, rows: usize) {
-        match self {
-            Column::Text {
-                text,
-                ends,
-                present,
-            } => {
+        self.present.truncate(rows);
+        match &mut self.values {
+            Values::Text { text, ends } => {
                 ends.truncate(rows);
-                present.truncate(rows);
                 text.truncate(ends.last().copied().unwrap_or(0));
             }
-            Column::Int { values, present } => {
-                values.truncate(rows);
-                present.truncate(rows);
-            }
+            Values::Int(values) => values.truncate(rows),
         }
     }
 
     fn text(&self, row: usize) -> Option<&str> {
-        match self {
-            Column::Text {
-                text,
-                ends,
-                present,
-            } if present[row] => {
+        match &self.values {
+            Values::Text { text, ends } if self.present[row] => {
                 let start = if row == 0 { 0 } else { ends[row - 1] };
                 Some(&text[start..ends[row]])
             }
@@ -133,8 +109,8 @@ impl Column {
     }
 
     fn int(&self, row: usize) -> Option<i64> {
-        match self {
-            Column::Int { values, present } if present[row] => Some(values[row]),
+        match &self.values {
+            Values::Int(values) if self.present[row] => Some(values[row]),
             _ => None,
         }
     }
@@ -142,19 +118,19 @@ impl Column {
     /// The order of two rows' values: null first, then by value (text by its bytes).
     pub(super) fn compare(&self, a: u32, b: u32) -> Ordering {
         let (a, b) = (a as usize, b as usize);
-        match self {
-            Column::Text { .. } => self.text(a).cmp(&self.text(b)),
-            Column::Int { .. } => self.int(a).cmp(&self.int(b)),
+        match self.values {
+            Values::Text { .. } => self.text(a).cmp(&self.text(b)),
+            Values::Int(_) => self.int(a).cmp(&self.int(b)),
         }
     }
 
     /// The values of `rows`, in that order, as an Arrow array of the column's type.
     pub(super) fn gather(&self, rows: &[u32]) -> ArrayRef {
-        match self {
-            Column::Text { .. } => Arc::new(StringArray::from_iter(
+        match self.values {
+            Values::Text { .. } => Arc::new(StringArray::from_iter(
                 rows.iter().map(|&r| self.text(r as usize)),
             )),
-            Column::Int { .. } => Arc::new(Int64Array::from_iter(
+            Values::Int(_) => Arc::new(Int64Array::from_iter(
                 rows.iter().map(|&r| self.int(r as usize)),
             )),
         }
@@ -163,30 +139,16 @@ impl Column {
     /// Appends the values of an array read from a Parquet file; `false` if the array is not of
     /// the column's type.
     pub(super) fn append(&mut self, array: &dyn Array) -> bool {
-        match self {
-            Column::Text {
-                text,
-                ends,
-                present,
-            } => {
-                let Some(array) = array.as_any().downcast_ref::<StringArray>() else {
-                    return false;
-                };
-                for value in array {
-                    text.push_str(value.unwrap_or_default());
-                    ends.push(text.len());
-                    present.push(value.is_some());
-                }
-            }
-            Column::Int { values, present } => {
-                let Some(array) = array.as_any().downcast_ref::<Int64Array>() else {
-                    return false;
-                };
-                for value in array {
-                    values.push(value.unwrap_or(0));
-                    present.push(value.is_some());
-                }
-            }
+        let any = array.as_any();
+        match self.values {
+            Values::Text { .. } => match any.downcast_ref::<StringArray>() {
+                Some(array) => array.iter().for_each(|v| self.push_value(v, None)),
+                None => return false,
+            },
+            Values::Int(_) => match any.downcast_ref::<Int64Array>() {
+                Some(array) => array.iter().for_each(|v| self.push_value(None, v)),
+                None => return false,
+            },
         }
         true
     }
