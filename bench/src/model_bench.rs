@@ -4,7 +4,10 @@
 //! scikit-learn reads); `model-bench run DIR` trains and scores with sdp-core and prints one line
 //! of results. `model-bench round LAKE MAX` runs one trainer round (`sdp_core::retrain`) over LAKE
 //! transactions held at most MAX at a time, as the trainer Lambda does: run it under
-//! `/usr/bin/time` for the round's peak memory.
+//! `/usr/bin/time` for the round's peak memory. `model-bench lake DIR N` writes a compacted lake of
+//! N synthetic transactions under DIR/lake (as `sdp local` keeps one); `model-bench retraining DIR`
+//! runs `sdp local`'s retraining over it (`sdp_app::retraining`, reading the Parquet as the trainer
+//! Lambda does): run it under `/usr/bin/time` for the run's peak memory.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::time::Instant;
@@ -26,7 +29,11 @@ fn main() -> Result<()> {
         [_, "generate", dir, n_train, n_test] => generate(dir, n_train.parse()?, n_test.parse()?),
         [_, "run", dir] => run(dir),
         [_, "round", lake, max] => trainer_round(lake.parse()?, max.parse()?),
-        _ => bail!("usage: model-bench generate DIR TRAIN TEST | run DIR | round LAKE MAX"),
+        [_, "lake", dir, n] => lake(dir, n.parse()?),
+        [_, "retraining", dir] => retraining(dir),
+        _ => bail!(
+            "usage: model-bench generate DIR TRAIN TEST | run DIR | round LAKE MAX | lake DIR N | retraining DIR"
+        ),
     }
 }
 
@@ -158,6 +165,60 @@ fn trainer_round(lake: usize, max: usize) -> Result<()> {
         data.bids().len(),
         data.sample_rate(),
         started.elapsed().as_secs_f64() - gathered
+    );
+    Ok(())
+}
+
+/// Transactions drawn and compacted at a time while writing a lake: files of a partition are
+/// this many transactions' rows (a day spread over 24 hours), and the writer's memory stays small.
+const LAKE_CHUNK: usize = 250_000;
+
+fn lake(dir: &str, n: usize) -> Result<()> {
+    let world = World::new(&mut Rng(0x5eed_0000_5555_6666));
+    let root = std::path::Path::new(dir).join("lake");
+    let (mut files, mut bytes) = (0, 0);
+    for (chunk, start) in (0..n).step_by(LAKE_CHUNK).enumerate() {
+        let size = LAKE_CHUNK.min(n - start);
+        let tag = format!("chunk{chunk:03}");
+        let drawn = sdp_lake::synthetic::draw(&world, 7 + chunk as u64, size, &tag);
+        for (key, file) in sdp_lake::synthetic::parquet_objects(&drawn, &tag)? {
+            let path = root.join(&key);
+            std::fs::create_dir_all(path.parent().context("a key without a folder")?)?;
+            bytes += file.len();
+            files += 1;
+            std::fs::write(path, file)?;
+        }
+    }
+    println!(
+        "lake {n} transactions: {files} Parquet files, {:.1} MB",
+        bytes as f64 / 1e6
+    );
+    Ok(())
+}
+
+fn retraining(dir: &str) -> Result<()> {
+    use sdp_app::models::ModelStore;
+    use sdp_app::retraining::{run, RetrainingSettings};
+    let lake = std::sync::Arc::new(sdp_fs::FsObjects::new(
+        std::path::Path::new(dir).join("lake"),
+    ));
+    let models = ModelStore::new(std::sync::Arc::clone(&lake), "models/");
+    // The lake's day at 20:00: every partition is within the training window.
+    let now_ms = sdp_lake::synthetic::DAY_MS + 20 * 3_600_000;
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let record = runtime.block_on(run(
+        lake.as_ref(),
+        &models,
+        &RetrainingSettings::default(),
+        now_ms,
+    ))?;
+    println!(
+        "retraining: {} bids held (sample rate {}), outcome {}, {:.1} s",
+        record["bids"],
+        record["sample_rate"],
+        record["outcome"],
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The command line, declared with clap and nothing else: no I/O, no validation beyond syntax.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -96,8 +97,8 @@ pub struct VerifyArgs {
     pub concurrency: usize,
 
     /// How long to wait for the report to count the run exactly, e.g. 120s or 5m.
-    #[arg(long, value_name = "DURATION", default_value = "120s")]
-    pub deadline: String,
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub deadline: Duration,
 
     /// Progress and result as lines (`text`), or one JSON summary on stdout (`json`).
     #[arg(long, value_enum, default_value = "text")]
@@ -114,20 +115,20 @@ pub struct LoadArgs {
     pub rate: f64,
 
     /// How long to offer it, e.g. 30s or 5m.
-    #[arg(long, value_name = "DURATION")]
-    pub duration: String,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Duration,
 
     /// Requests in flight at most; an arrival beyond it waits, and the wait counts in its latency.
     #[arg(long, default_value_t = 256)]
     pub connections: usize,
 
     /// A request with no answer after this long counts as failed, e.g. 10s.
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
 
     /// How long to wait for the reports to count every accepted event, e.g. 120s.
-    #[arg(long, value_name = "DURATION", default_value = "120s")]
-    pub deadline: String,
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub deadline: Duration,
 
     /// Result as lines (`text`), or one JSON summary on stdout (`json`).
     #[arg(long, value_enum, default_value = "text")]
@@ -178,15 +179,15 @@ pub struct LocalArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 
-    /// Retrain the win-probability model every SECONDS when new bids arrived (the trainer Lambda's
-    /// schedule); a new model serves only if it is not worse on held-out bids.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub train_every: u64,
+    /// Retrain the win-probability model every DURATION when new compacted data landed (the
+    /// trainer Lambda's schedule); a new model serves only if it is not worse on held-out bids.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub train_every: Duration,
 
-    /// Look for closed hours of the raw lake (ended 15 minutes ago or more) every SECONDS and
+    /// Look for closed hours of the raw lake (ended 20 minutes ago or more) every DURATION and
     /// compact them into Parquet (the compactor Lambda's schedule).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub compact_every: u64,
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    pub compact_every: Duration,
 
     /// How to print the URLs on stdout.
     #[arg(long, value_enum, default_value = "table")]
@@ -218,9 +219,9 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub stack: StackArgs,
 
-    /// Stop waiting after SECONDS (exit 3); the operation goes on.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
+    /// Stop waiting after DURATION, e.g. 30m (exit 3); the operation goes on.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -277,9 +278,9 @@ pub struct DeployArgs {
     #[arg(long, value_name = "DIR", default_value = "target/lambda")]
     pub artifacts: PathBuf,
 
-    /// Stop waiting after SECONDS (exit 3); the stack operation goes on.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
+    /// Stop waiting after DURATION, e.g. 30m (exit 3); the stack operation goes on.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -312,7 +313,50 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub purge_data: bool,
 
-    /// Stop waiting after SECONDS (exit 3); the deletion goes on.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
+    /// Stop waiting after DURATION, e.g. 30m (exit 3); the deletion goes on.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// A duration as every flag of sdp takes one: `500ms`, `30s`, `2m`, `1h`, or a bare number of
+/// seconds (`--timeout 600` means ten minutes). Never zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 2m or 1h"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{text}` is not a duration like 30s, 2m or 1h")),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!("`{text}` must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("fast")
+            .unwrap_err()
+            .contains("not a duration"));
+    }
 }

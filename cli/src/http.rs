@@ -1,13 +1,12 @@
 //! The HTTP client of `sdp verify` and `sdp load`, the platform's own users' view of it: HTTP/1.1
 //! with keep-alive, over TLS with the system's root certificates (as the AWS SDK trusts) for a
 //! deployed stack, or plain HTTP for `sdp local`; the `x-api-key` header when the stack's APIs
-//! want one (ApiAuth=API_KEY).
+//! want one (ApiAuth=API_KEY). A build without the `tls` feature speaks plain HTTP only.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
@@ -54,9 +53,33 @@ pub enum HttpError {
     Url(String),
 }
 
+#[cfg(feature = "tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
+
+/// HTTPS or plain HTTP, with the system's root certificates.
+#[cfg(feature = "tls")]
+fn connector() -> anyhow::Result<Connector> {
+    // The provider is named: with more than one compiled in (the SDK's crates bring ring too),
+    // rustls cannot pick a default by itself.
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)
+        .map_err(|e| anyhow::anyhow!("cannot load the system's root certificates: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build())
+}
+
+#[cfg(not(feature = "tls"))]
+fn connector() -> anyhow::Result<Connector> {
+    Ok(HttpConnector::new())
+}
+
 #[derive(Clone)]
 pub struct Client {
-    inner: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
     api_key: Option<String>,
     timeout: Duration,
 }
@@ -64,15 +87,7 @@ pub struct Client {
 impl Client {
     /// A client whose every request fails after `timeout` without an answer.
     pub fn new(api_key: Option<String>, timeout: Duration) -> anyhow::Result<Client> {
-        // The provider is named: with more than one compiled in (the SDK's crates bring ring too),
-        // rustls cannot pick a default by itself.
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let connector = HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .map_err(|e| anyhow::anyhow!("cannot load the system's root certificates: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let connector = connector()?;
         let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -110,6 +125,11 @@ impl Client {
         body: Bytes,
     ) -> Result<Answer, HttpError> {
         let uri: hyper::Uri = url.parse().map_err(|_| HttpError::Url(url.to_owned()))?;
+        if cfg!(not(feature = "tls")) && uri.scheme_str() == Some("https") {
+            return Err(HttpError::Transport(format!(
+                "{url}: this build of sdp leaves out the `tls` feature, so it speaks plain HTTP only"
+            )));
+        }
         let mut request = hyper::Request::builder().method(method).uri(uri);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);

@@ -6,10 +6,15 @@
 //! on the runtime's AWS adapters. `sdp local` runs the platform through `sdp-local`, and
 //! `sdp query` reads its lake through `sdp-query`.
 //!
+//! Cargo features (all on by default): `aws` (the commands that talk to AWS, and `tls`), `tls`
+//! (HTTPS for verify and load), `query` (DataFusion). A build without them runs `sdp local`,
+//! `render`, and `verify` / `load` against URLs, and names the feature a left-out command needs.
+//!
 //! Output discipline (CONTRACT.md §1): results go to stdout, progress and errors to stderr, and the
 //! exit code says what happened ([`exit::Failure`]).
 
 pub mod args;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod commands;
 pub mod exit;

@@ -129,6 +129,11 @@ struct DatasetView {
     columns: &'static [Column],
     /// Raw events are landed straight from the stream; the others come from the processor.
     from_stream: bool,
+    /// The name of its Firehose delivery stream after `${AWS::StackName}-`. A field of its own,
+    /// not `raw-{{name}}` in each template: inside a partial block (`{{#> function name=…}}`)
+    /// `{{name}}` resolves to the block's parameter, which once named every processor stream
+    /// `<stack>-raw-processor`.
+    delivery_stream: String,
 }
 
 /// `impression` → `Impression`: logical ids are derived from contract names, not typed twice.
@@ -140,11 +145,19 @@ pub fn pascal(name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A rendered template: the exact text a deploy sends, and the document it parses to, so that the
+/// commands reading it (parameters, permissions, retained resources) never parse it again.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub text: String,
+    pub document: Value,
+}
+
 /// Renders the whole platform for one region.
 pub fn render_platform(
     templates: &TemplateSet,
     region: &RegionConfig,
-) -> Result<String, RenderError> {
+) -> Result<Rendered, RenderError> {
     let mut context = Context {
         region,
         stage: STAGE,
@@ -165,6 +178,7 @@ pub fn render_platform(
                 description: d.description,
                 columns: d.columns,
                 from_stream: d.name == "bcns",
+                delivery_stream: format!("raw-{}", d.name),
             })
             .collect(),
         partition_keys: &PARTITION_KEYS,
@@ -183,8 +197,8 @@ pub fn render_platform(
         .map(|api| (api.id, api_revision(&draft, api.id)))
         .collect();
     let text = render(templates, &context)?;
-    check_cloudformation(&text)?;
-    Ok(text)
+    let document = check_cloudformation(&text)?;
+    Ok(Rendered { text, document })
 }
 
 /// A short hash of what API Gateway snapshots in a deployment of API `id`: the RestApi and every
@@ -278,7 +292,7 @@ mod tests {
     #[test]
     fn text_is_not_html_escaped() {
         let templates = set("AWSTemplateFormatVersion: x\nParameters: {}\nResources: {}\nOutputs: {}\nX: \"{{region.display_name}} & <{{region.region}}>\"\n");
-        let text = render_platform(&templates, &us_west_2()).unwrap();
+        let text = render_platform(&templates, &us_west_2()).unwrap().text;
         assert_eq!(
             text.lines().last(),
             Some("X: \"US West (Oregon) & <us-west-2>\"")
@@ -303,8 +317,8 @@ mod tests {
     }
 
     /// The logical ids of the `AWS::ApiGateway::Deployment` resources, sorted.
-    fn deployment_ids(text: &str) -> Vec<String> {
-        let document: Value = serde_yaml_ng::from_str(text).unwrap();
+    fn deployment_ids(rendered: &Rendered) -> Vec<String> {
+        let document = &rendered.document;
         let mut ids: Vec<String> = document["Resources"]
             .as_mapping()
             .unwrap()

@@ -117,7 +117,7 @@ impl RuntimeApi {
     pub fn spawn(
         &self,
         binary: &Path,
-        env: &[(&str, String)],
+        env: &[(String, String)],
         log: &Path,
     ) -> Result<(FunctionProcess, Duration)> {
         let calls_before = self.next_calls().len();
@@ -134,7 +134,7 @@ impl RuntimeApi {
                 format!("/sdp/test/{}", self.function_name),
             )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

@@ -12,6 +12,27 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod duckdb;
+
+/// Two tests of each named body, one on moto S3 and one on a local directory: each body is an
+/// `async fn(Lake<O>)` generic over the object store, and the calling file defines
+/// `async fn on_s3()` and `fn on_a_directory()` that make its `Lake`s. One use case, one test,
+/// both of the stores it runs on.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn on_s3() {
+                super::$body(super::on_s3().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn on_a_local_directory() {
+                super::$body(super::on_a_directory()).await;
+            }
+        }
+    )*};
+}
 pub mod fake_platform;
 pub mod fixtures;
 pub mod lambda;
@@ -107,4 +128,30 @@ fn http_get_status(port: u16, path: &str) -> Result<u16> {
     line.get(9..12)
         .and_then(|code| code.parse().ok())
         .context("not an HTTP status line")
+}
+
+/// The body of a plain HTTP/1.0 GET of `endpoint` (`http://127.0.0.1:PORT`) + `path`, which must
+/// answer 200. Enough for moto's REST APIs, whose clients the tests do not otherwise need.
+pub fn http_get(endpoint: &str, path: &str, headers: &[(&str, &str)]) -> Result<String> {
+    let address = endpoint
+        .strip_prefix("http://")
+        .context("only plain http endpoints")?;
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("an HTTP response without a body")?;
+    let status = head.get(9..12).unwrap_or_default();
+    if status != "200" {
+        bail!("GET {path} answered {head}: {body}");
+    }
+    Ok(body.to_owned())
 }

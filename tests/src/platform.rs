@@ -109,6 +109,9 @@ pub async fn lines_under(config: &SdkConfig, bucket: &str, prefix: &str) -> Resu
 pub struct Platform {
     pub outputs: BTreeMap<String, String>,
     pub resources: BTreeMap<String, String>,
+    /// The moto endpoint and region it was created in.
+    endpoint: String,
+    region: String,
 }
 
 impl Platform {
@@ -125,21 +128,103 @@ impl Platform {
             .map(String::as_str)
             .with_context(|| format!("resource `{logical_id}` was not created"))
     }
+
+    /// The environment variables CloudFormation gave the function `<prefix>Function` (`Ingest`,
+    /// `Processor`, …), read back from moto's Lambda: what the function would start with on AWS,
+    /// so a test of a binary proves the template's names, not a list written in the test.
+    pub fn function_environment(&self, prefix: &str) -> Result<FunctionEnvironment> {
+        let name = self.resource(&format!("{prefix}Function"))?;
+        let path = format!("/2015-03-31/functions/{name}/configuration");
+        // moto routes by the service and region of the credential scope; it checks no signature.
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{}/lambda/aws4_request, SignedHeaders=host, Signature=0",
+            self.region
+        );
+        let body = crate::http_get(&self.endpoint, &path, &[("Authorization", &authorization)])
+            .with_context(|| format!("GetFunctionConfiguration {name}"))?;
+        let configuration: serde_json::Value = serde_json::from_str(&body)
+            .with_context(|| format!("GetFunctionConfiguration {name}: {body}"))?;
+        let variables = configuration["Environment"]["Variables"]
+            .as_object()
+            .with_context(|| format!("{name} has no environment: {body}"))?
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect();
+        Ok(FunctionEnvironment {
+            function: prefix.to_owned(),
+            variables,
+        })
+    }
+}
+
+/// A function's environment as the stack gives it.
+#[derive(Debug, Clone)]
+pub struct FunctionEnvironment {
+    function: String,
+    pub variables: BTreeMap<String, String>,
+}
+
+impl FunctionEnvironment {
+    /// Replaces the value of `key`, which the stack must already set: a test may shorten a
+    /// refresh interval, never supply a name the template forgot.
+    pub fn with(mut self, key: &str, value: &str) -> Result<FunctionEnvironment> {
+        if !self.variables.contains_key(key) {
+            bail!(
+                "the stack gives {} no `{key}` to override; it sets {:?}",
+                self.function,
+                self.variables.keys()
+            );
+        }
+        self.variables.insert(key.to_owned(), value.to_owned());
+        Ok(self)
+    }
+
+    /// The pairs, for a process environment.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// Renders the template for the config's region, uploads placeholder code, creates the stack
 /// `stack_name` and waits for `CREATE_COMPLETE`.
 pub async fn deploy_platform(config: &SdkConfig, stack_name: &str) -> Result<Platform> {
+    deploy_platform_with(config, stack_name, &[]).await
+}
+
+/// [`deploy_platform`] with stack parameters (`AggregationPeriod`, …) besides the code keys.
+pub async fn deploy_platform_with(
+    config: &SdkConfig,
+    stack_name: &str,
+    stack_parameters: &[(&str, &str)],
+) -> Result<Platform> {
     let region = config
         .region()
         .map(ToString::to_string)
         .context("the SDK config has no region")?;
+    let endpoint = config
+        .endpoint_url()
+        .context("the SDK config has no endpoint")?
+        .to_owned();
     let template = render::render_platform(&templates::embedded(), &regions::load(&region)?)?;
-    let parameters = upload_code(&s3_client(config), &region, stack_name).await?;
+    let mut parameters = upload_code(&s3_client(config), &region, stack_name).await?;
+    parameters.extend(stack_parameters.iter().map(|(key, value)| {
+        Parameter::builder()
+            .parameter_key(*key)
+            .parameter_value(*value)
+            .build()
+    }));
     let cfn = aws_sdk_cloudformation::Client::new(config);
     cfn.create_stack()
         .stack_name(stack_name)
-        .template_body(template)
+        .template_body(template.text)
         .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
         .send()
@@ -189,7 +274,12 @@ pub async fn deploy_platform(config: &SdkConfig, stack_name: &str) -> Result<Pla
             )
         })
         .collect();
-    Ok(Platform { outputs, resources })
+    Ok(Platform {
+        outputs,
+        resources,
+        endpoint,
+        region,
+    })
 }
 
 /// Uploads a placeholder zip per function (moto's Lambda reads the code object on create) and
@@ -282,4 +372,16 @@ pub async fn read_stream(
         }
     }
     Ok(records)
+}
+
+/// A moto server with the platform deployed as `stack_name` in us-west-2, and the bucket of its
+/// lake: what a test of a use case on S3 starts from. The server stops when dropped.
+pub async fn lake_bucket_on_moto(
+    stack_name: &str,
+) -> Result<(crate::MotoServer, sdp_aws::S3Objects)> {
+    let moto = crate::MotoServer::start()?;
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let platform = deploy_platform(&config, stack_name).await?;
+    let objects = sdp_aws::S3Objects::new(s3_client(&config), platform.resource("DataBucket")?);
+    Ok((moto, objects))
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 
 use super::{confirm, outputs, require_terminal_or_yes, watch};
 use crate::args::{DeployArgs, OutputFormat, StackArgs};
@@ -16,7 +16,9 @@ use crate::aws::iam::{Iam, Verdict};
 use crate::aws::{self};
 use crate::exit::Failure;
 use crate::package::{package, sha256_hex, Artifact};
+use crate::render::Rendered;
 use crate::stack::events::{describe_root_cause, EventTracker};
+use crate::stack::parameters::StackParameters;
 use crate::stack::permissions::required_actions;
 use crate::stack::status::{is_success, preflight, Preflight};
 use crate::ui::Progress;
@@ -26,7 +28,7 @@ use crate::{regions, render, templates};
 /// values it sets (artifact bucket, code keys, the user's `--param`s).
 pub struct Release {
     pub sdk: aws_config::SdkConfig,
-    pub template: String,
+    pub template: Rendered,
     pub template_url: String,
     pub parameters: Vec<(String, String)>,
 }
@@ -88,9 +90,9 @@ pub async fn prepare(
             artifact.key(),
         ));
     }
-    let template_key = format!("templates/{}.yaml", sha256_hex(template.as_bytes()));
+    let template_key = format!("templates/{}.yaml", sha256_hex(template.text.as_bytes()));
     if let Upload::Uploaded { bytes } = bucket
-        .upload(&template_key, template.as_bytes())
+        .upload(&template_key, template.text.as_bytes())
         .await
         .map_err(Failure::Failed)?
     {
@@ -127,10 +129,13 @@ pub fn change_set_parameters(
 
 /// The permission pre-flight: missing permissions stop the deploy (exit 2) before anything is
 /// created; a check that cannot be made is a note, not a failure.
-async fn check_permissions(iam: &Iam, caller_arn: &str, template: &str) -> Result<(), Failure> {
-    let document = serde_yaml_ng::from_str(template)
-        .map_err(|e| Failure::CouldNotRun(anyhow!("reading the rendered template: {e}")))?;
-    let actions = required_actions(&document).map_err(|e| Failure::CouldNotRun(e.into()))?;
+async fn check_permissions(
+    iam: &Iam,
+    caller_arn: &str,
+    template: &Rendered,
+) -> Result<(), Failure> {
+    let actions =
+        required_actions(&template.document).map_err(|e| Failure::CouldNotRun(e.into()))?;
     match iam.check(caller_arn, &actions).await {
         Verdict::Allowed => {
             eprintln!("permissions: {caller_arn} may perform all {} actions the deploy needs", actions.len());
@@ -166,7 +171,7 @@ pub async fn apply(
     args: &DeployArgs,
 ) -> Result<(), Failure> {
     let (stack, region) = (args.stack.stack_name.as_str(), args.stack.region.as_str());
-    let timeout = args.timeout.map(Duration::from_secs);
+    let timeout = args.timeout;
     let existing = loop {
         let current = cfn.describe_stack(stack).await.map_err(Failure::Failed)?;
         match preflight(current.as_ref().map(|s| s.status.as_str()), stack, region) {
@@ -195,7 +200,7 @@ pub async fn apply(
             && unchanged(
                 cfn,
                 stack,
-                &release.template,
+                &release.template.text,
                 &current.parameters,
                 &parameters,
             )
@@ -333,36 +338,8 @@ async fn finish(cfn: &CloudFormation, args: &DeployArgs) -> Result<(), Failure> 
 
 /// `KEY=VALUE` pairs, each KEY a parameter the template declares (code locations excluded: the
 /// deploy fills those itself).
-fn parse_params(raw: &[String], template: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let document: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(template).context("reading the rendered template")?;
-    let declared: Vec<String> = document["Parameters"]
-        .as_mapping()
-        .map(|m| {
-            m.keys()
-                .filter_map(|k| k.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let settable: Vec<&String> = declared
-        .iter()
-        .filter(|k| *k != "ArtifactBucket" && !k.ends_with("CodeKey"))
-        .collect();
-    raw.iter()
-        .map(|pair| {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| anyhow!("`--param {pair}` is not KEY=VALUE"))?;
-            if !settable.iter().any(|k| *k == key) {
-                let names: Vec<&str> = settable.iter().map(|k| k.as_str()).collect();
-                return Err(anyhow!(
-                    "`{key}` is not a parameter of the stack; parameters: {}",
-                    names.join(", ")
-                ));
-            }
-            Ok((key.to_owned(), value.to_owned()))
-        })
-        .collect()
+fn parse_params(raw: &[String], template: &Rendered) -> anyhow::Result<Vec<(String, String)>> {
+    StackParameters::of(&template.document).resolve(raw, None)
 }
 
 /// Packages every function of the template from `dir/<function>/bootstrap`.
@@ -435,7 +412,10 @@ mod tests {
         fn release() -> Release {
             Release {
                 sdk: aws_config::SdkConfig::builder().build(),
-                template: "AWSTemplateFormatVersion: x".into(),
+                template: crate::render::Rendered {
+                    text: "AWSTemplateFormatVersion: x".into(),
+                    document: serde_yaml_ng::Value::Null,
+                },
                 template_url: "https://sdp-artifacts-123456789012-us-west-2.s3.us-west-2.amazonaws.com/templates/x.yaml".into(),
                 parameters: vec![("ArtifactBucket".into(), "sdp-artifacts-123456789012-us-west-2".into())],
             }
@@ -613,7 +593,7 @@ mod tests {
                 [&stacks, &events, &create, &describe, &execute]
             );
             let args = DeployArgs {
-                timeout: Some(10),
+                timeout: Some(Duration::from_secs(10)),
                 ..args()
             };
             let err = apply(&CloudFormation::from_client(client), &release(), &args)
@@ -760,7 +740,7 @@ mod tests {
         }
     }
 
-    fn template() -> String {
+    fn template() -> Rendered {
         render::render_platform(&templates::embedded(), &regions::load("us-west-2").unwrap())
             .unwrap()
     }

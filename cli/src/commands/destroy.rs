@@ -1,13 +1,12 @@
 //! `sdp destroy`: delete the stack, keeping the data (bucket, aggregates table, key) unless asked.
 
-use std::time::Duration;
-
 use anyhow::anyhow;
 
 use super::{confirm, require_terminal_or_yes, watch};
 use crate::args::DestroyArgs;
 use crate::aws::{self, cloudformation::CloudFormation, purge};
 use crate::exit::Failure;
+use crate::render::Rendered;
 use crate::stack::events::{describe_root_cause, EventTracker};
 use crate::ui::Progress;
 use crate::{regions, render, templates};
@@ -55,7 +54,7 @@ pub async fn run(args: &DestroyArgs) -> Result<(), Failure> {
         .and_then(|page| page.first().map(|e| e.event_id.clone()));
     cfn.delete_stack(stack).await.map_err(Failure::Failed)?;
     let mut tracker = EventTracker::new(marker);
-    let timeout = args.timeout.map(Duration::from_secs);
+    let timeout = args.timeout;
     let mut progress = Progress::new(resources.len() as u64);
     let status =
         watch::until_settled(&cfn, stack, region, &mut tracker, &mut progress, timeout).await?;
@@ -102,9 +101,8 @@ pub async fn run(args: &DestroyArgs) -> Result<(), Failure> {
 }
 
 /// The logical ids the template keeps on deletion (`DeletionPolicy: Retain`).
-fn retained_logical_ids(template: &str) -> Vec<String> {
-    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(template).unwrap_or_default();
-    document["Resources"]
+fn retained_logical_ids(template: &Rendered) -> Vec<String> {
+    template.document["Resources"]
         .as_mapping()
         .into_iter()
         .flatten()

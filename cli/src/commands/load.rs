@@ -21,7 +21,7 @@ use crate::args::{LoadArgs, ReportFormat};
 use crate::exit::Failure;
 use crate::http::Client;
 use crate::probe::load::{
-    count_mismatches, counted_too_many, parse_duration, problems, Expected, Measured, Workload,
+    count_mismatches, counted_too_many, problems, Expected, Measured, Workload,
 };
 use crate::probe::scenario::Tag;
 use crate::ui::Steps;
@@ -43,9 +43,7 @@ struct Tally {
 
 pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
     let bad = |flag: &str, e: String| Failure::CouldNotRun(anyhow!("{flag}: {e}"));
-    let duration = parse_duration(&args.duration).map_err(|e| bad("--duration", e))?;
-    let timeout = parse_duration(&args.timeout).map_err(|e| bad("--timeout", e))?;
-    let deadline = parse_duration(&args.deadline).map_err(|e| bad("--deadline", e))?;
+    let (duration, timeout, deadline) = (args.duration, args.timeout, args.deadline);
     if !(args.rate.is_finite() && args.rate > 0.0) {
         return Err(bad(
             "--rate",

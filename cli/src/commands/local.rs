@@ -1,19 +1,22 @@
 //! `sdp local`: the platform on this machine. Prints the URLs as `sdp deploy` prints the stack
 //! outputs, serves until Ctrl-C (or SIGTERM), then stops without losing an accepted event.
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 
 use sdp_core::join::JoinConfig;
 use sdp_local::platform::{self, Options};
 
 use crate::args::LocalArgs;
 use crate::exit::Failure;
+use crate::stack::parameters::StackParameters;
+use crate::{regions, render, templates};
 
-/// The processing parameters `sdp local` takes, with the stack's defaults (CONTRACT.md §3).
-const PARAMETERS: &[(&str, i64)] = &[
-    ("AggregationPeriod", 10),
-    ("BidsSessionTimeout", 5),
-    ("ClicksSessionTimeout", 5),
+/// The stack parameters `sdp local` takes (the processing ones); their defaults and bounds are
+/// the template's.
+const PARAMETERS: &[&str] = &[
+    "AggregationPeriod",
+    "BidsSessionTimeout",
+    "ClicksSessionTimeout",
 ];
 
 pub fn run(args: &LocalArgs) -> Result<(), Failure> {
@@ -23,12 +26,15 @@ pub fn run(args: &LocalArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::CouldNotRun(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
+        let stop = stop_requested().map_err(|e| {
+            Failure::CouldNotRun(anyhow!("cannot listen for Ctrl-C and SIGTERM: {e}"))
+        })?;
         let running = platform::start(Options {
             data_dir: args.data_dir.clone(),
             port: args.port,
             join,
-            train_every: std::time::Duration::from_secs(args.train_every.max(1)),
-            compact_every: std::time::Duration::from_secs(args.compact_every.max(1)),
+            train_every: args.train_every,
+            compact_every: args.compact_every,
         })
         .await
         .map_err(|e| Failure::CouldNotRun(e.into()))?;
@@ -46,7 +52,7 @@ pub fn run(args: &LocalArgs) -> Result<(), Failure> {
             "sdp local is serving on {}; Ctrl-C stops it (accepted events are kept)",
             running.address
         );
-        stopped().await;
+        stop.await;
         eprintln!("stopping: finishing requests in flight and processing the log to its end");
         running.shutdown().await;
         eprintln!("stopped");
@@ -54,48 +60,54 @@ pub fn run(args: &LocalArgs) -> Result<(), Failure> {
     })
 }
 
-/// Completes on Ctrl-C or SIGTERM (how service managers and `kill` ask a process to stop).
-async fn stopped() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+/// Completes on Ctrl-C or SIGTERM (how service managers and `kill` ask a process to stop). The
+/// handlers are installed when this is called, before the URLs are printed: a stop sent the moment
+/// they appear (by a test, a script, a service manager) is a clean one too, not the default
+/// action's kill.
+#[cfg(unix)]
+fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
-/// `KEY=VALUE` pairs of the processing parameters, over their defaults.
+#[cfg(not(unix))]
+fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// `KEY=VALUE` pairs of the processing parameters, over the template's defaults.
 fn join_config(params: &[String]) -> anyhow::Result<JoinConfig> {
-    let mut values: Vec<(&str, i64)> = PARAMETERS.to_vec();
-    for raw in params {
-        let (key, value) = raw
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--param `{raw}` is not KEY=VALUE"))?;
-        let slot = values
-            .iter_mut()
-            .find(|(name, _)| *name == key)
-            .ok_or_else(|| {
-                let names: Vec<&str> = PARAMETERS.iter().map(|(n, _)| *n).collect();
-                anyhow!(
-                    "`{key}` is not a parameter of sdp local; it takes {}",
-                    names.join(", ")
-                )
-            })?;
-        slot.1 = value
+    // Parameters are the same in every region's template.
+    let any = *regions::supported()
+        .first()
+        .context("no region is supported")?;
+    let region = regions::load(any)?;
+    let template = render::render_platform(&templates::embedded(), &region)?;
+    let parameters = StackParameters::of(&template.document);
+    let set = parameters.resolve(params, Some(PARAMETERS))?;
+    let minutes = |name: &str| -> anyhow::Result<i64> {
+        let value = parameters
+            .value(&set, name)
+            .ok_or_else(|| anyhow!("the template gives `{name}` no default"))?;
+        value
             .parse()
-            .map_err(|_| anyhow!("--param {key}: `{value}` is not a whole number of minutes"))?;
-    }
-    let [(_, aggregation), (_, bids), (_, clicks)] = values[..] else {
-        return Err(anyhow!("internal: the parameter list changed shape"));
+            .map_err(|_| anyhow!("--param {name}: `{value}` is not a whole number of minutes"))
     };
-    JoinConfig::from_minutes(aggregation, bids, clicks)
-        .map_err(|e| anyhow!("--param AggregationPeriod: {e}"))
+    JoinConfig::from_minutes(
+        minutes("AggregationPeriod")?,
+        minutes("BidsSessionTimeout")?,
+        minutes("ClicksSessionTimeout")?,
+    )
+    .map_err(|e| anyhow!("--param AggregationPeriod: {e}"))
 }
 
 #[cfg(test)]
@@ -114,6 +126,14 @@ mod tests {
         let err = join_config(&["AggregationPeriod=x".into()])
             .unwrap_err()
             .to_string();
+        assert!(err.contains("not a number"), "{err}");
+        let err = join_config(&["AggregationPeriod=1.5".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a whole number"), "{err}");
+        let err = join_config(&["BidsSessionTimeout=-1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside 0..=1440"), "{err}");
     }
 }

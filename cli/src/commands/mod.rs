@@ -1,19 +1,23 @@
 //! One module per command. Each turns resolved arguments into effects and a [`Failure`] on error.
 
+#[cfg(feature = "aws")]
 mod deploy;
+#[cfg(feature = "aws")]
 mod destroy;
+#[cfg(feature = "aws")]
 mod diff;
 mod load;
 mod local;
 mod outputs;
+#[cfg(feature = "query")]
 mod query;
 mod render;
+#[cfg(feature = "aws")]
 mod status;
 mod target;
 mod verify;
+#[cfg(feature = "aws")]
 mod watch;
-
-use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::anyhow;
 
@@ -23,17 +27,42 @@ use crate::exit::Failure;
 pub fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Render(args) => render::run(&args),
+        #[cfg(feature = "aws")]
         Command::Deploy(args) => block_on(deploy::run(&args)),
+        #[cfg(feature = "aws")]
         Command::Outputs(args) => block_on(outputs::run(&args)),
+        #[cfg(feature = "aws")]
         Command::Destroy(args) => block_on(destroy::run(&args)),
+        #[cfg(feature = "aws")]
         Command::Status(args) => block_on(status::run(&args)),
+        #[cfg(feature = "aws")]
         Command::Diff(args) => block_on(diff::run(&args)),
+        #[cfg(feature = "aws")]
         Command::Watch(args) => block_on(watch::run(&args)),
+        #[cfg(not(feature = "aws"))]
+        Command::Deploy(_)
+        | Command::Outputs(_)
+        | Command::Destroy(_)
+        | Command::Status(_)
+        | Command::Diff(_)
+        | Command::Watch(_) => Err(left_out("aws")),
         Command::Local(args) => local::run(&args),
+        #[cfg(feature = "query")]
         Command::Query(args) => query::run(&args),
+        #[cfg(not(feature = "query"))]
+        Command::Query(_) => Err(left_out("query")),
         Command::Verify(args) => block_on(verify::run(&args)),
         Command::Load(args) => block_on_threads(load::run(&args)),
     }
+}
+
+/// The refusal of a command that this build of sdp leaves out (built without cargo `feature`).
+#[cfg(not(all(feature = "aws", feature = "query")))]
+fn left_out(feature: &str) -> Failure {
+    Failure::CouldNotRun(anyhow!(
+        "this build of sdp leaves out the `{feature}` feature that this command needs; \
+         build sdp with its default features (cargo run --release -p sdp -- ...)"
+    ))
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
@@ -62,6 +91,7 @@ fn run_on<F: std::future::Future<Output = Result<(), Failure>>>(
 }
 
 /// The stack of `args`, which must exist: for the commands that read one (outputs, status, watch).
+#[cfg(feature = "aws")]
 async fn existing_stack(
     args: &crate::args::StackArgs,
 ) -> Result<
@@ -85,7 +115,9 @@ async fn existing_stack(
 
 /// Fails at once, naming `--yes`, when a confirmation would be needed but nobody can answer
 /// (CONTRACT.md §1: never prompt without a terminal).
+#[cfg(feature = "aws")]
 fn require_terminal_or_yes(yes: bool, what: &str) -> Result<(), Failure> {
+    use std::io::IsTerminal;
     if yes || std::io::stdin().is_terminal() {
         Ok(())
     } else {
@@ -96,7 +128,9 @@ fn require_terminal_or_yes(yes: bool, what: &str) -> Result<(), Failure> {
 }
 
 /// Asks `question` on the terminal; true only for an explicit yes.
+#[cfg(feature = "aws")]
 fn confirm(question: &str) -> Result<bool, Failure> {
+    use std::io::{BufRead, Write};
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();

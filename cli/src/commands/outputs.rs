@@ -1,14 +1,12 @@
-//! `sdp outputs`: the stack's outputs as a table, JSON or `KEY=value` lines, on stdout.
+//! `sdp outputs`: the stack's outputs as a table, JSON or `KEY=value` lines, on stdout. `sdp local`
+//! prints its URLs the same way.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use anyhow::Context;
+use crate::args::OutputFormat;
 
-use crate::args::{OutputFormat, OutputsArgs};
-use crate::exit::Failure;
-
-pub async fn run(args: &OutputsArgs) -> Result<(), Failure> {
+#[cfg(feature = "aws")]
+pub async fn run(args: &crate::args::OutputsArgs) -> Result<(), crate::exit::Failure> {
     let (_, stack) = super::existing_stack(&args.stack).await?;
     print(&stack.outputs, args.format);
     Ok(())
@@ -43,7 +41,10 @@ pub fn print(outputs: &[(String, String)], format: OutputFormat) {
 
 /// Writes outputs as JSON into `path`, merged over what the file holds, replaced atomically
 /// (written beside it, then renamed) so a reader never sees half a file.
-pub fn write_file(path: &Path, outputs: &[(String, String)]) -> anyhow::Result<()> {
+#[cfg(feature = "aws")]
+pub fn write_file(path: &std::path::Path, outputs: &[(String, String)]) -> anyhow::Result<()> {
+    use anyhow::Context;
+
     let mut merged: serde_json::Map<String, serde_json::Value> = match std::fs::read_to_string(path)
     {
         Ok(text) => serde_json::from_str(&text)

@@ -15,13 +15,13 @@ pub fn run(args: &RenderArgs) -> Result<(), Failure> {
     match &args.out {
         None => std::io::stdout()
             .lock()
-            .write_all(template.as_bytes())
+            .write_all(template.text.as_bytes())
             .context("cannot write the template to stdout")
             .map_err(Failure::Failed),
         Some(dir) => {
             let path = dir.join(format!("sdp-{}.yaml", region.region));
             std::fs::create_dir_all(dir)
-                .and_then(|()| std::fs::write(&path, &template))
+                .and_then(|()| std::fs::write(&path, &template.text))
                 .with_context(|| format!("cannot write `{}`", path.display()))
                 .map_err(Failure::Failed)?;
             eprintln!("wrote {}", path.display());

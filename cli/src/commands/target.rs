@@ -68,18 +68,16 @@ pub async fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
         region: region.clone(),
         stack_name: args.stack_name.clone(),
     };
-    let (_, current) = super::existing_stack(&stack).await?;
+    let (outputs, status) = stack_outputs(&stack).await?;
     let output = |key: &str| {
-        current
-            .outputs
+        outputs
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
             .ok_or_else(|| {
                 Failure::Failed(anyhow!(
-                    "stack `{}` has no output {key} (status {}); is it an sdp stack, deployed completely?",
+                    "stack `{}` has no output {key} (status {status}); is it an sdp stack, deployed completely?",
                     args.stack_name,
-                    current.status
                 ))
             })
     };
@@ -109,6 +107,18 @@ pub async fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
         predictions: output("UrlForPredictions")?,
         api_key: args.api_key.clone(),
     })
+}
+
+/// The outputs and status of a deployed stack.
+#[cfg(feature = "aws")]
+async fn stack_outputs(stack: &StackArgs) -> Result<(Vec<(String, String)>, String), Failure> {
+    let (_, current) = super::existing_stack(stack).await?;
+    Ok((current.outputs, current.status))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn stack_outputs(_: &StackArgs) -> Result<(Vec<(String, String)>, String), Failure> {
+    Err(super::left_out("aws"))
 }
 
 fn trimmed(url: &str) -> String {

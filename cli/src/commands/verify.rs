@@ -18,7 +18,6 @@ use serde_json::json;
 use crate::args::{ReportFormat, VerifyArgs};
 use crate::exit::Failure;
 use crate::http::{Answer, Client, HttpError};
-use crate::probe::load::parse_duration;
 use crate::probe::scenario::{self, Counts, Expect, Post, Tag};
 use crate::ui::Steps;
 
@@ -36,8 +35,7 @@ struct Check {
 }
 
 pub async fn run(args: &VerifyArgs) -> Result<(), Failure> {
-    let deadline = parse_duration(&args.deadline)
-        .map_err(|e| Failure::CouldNotRun(anyhow!("--deadline: {e}")))?;
+    let deadline = args.deadline;
     if args.concurrency == 0 {
         return Err(Failure::CouldNotRun(anyhow!(
             "--concurrency must be at least 1"

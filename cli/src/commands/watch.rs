@@ -31,7 +31,7 @@ pub async fn run(args: &WatchArgs) -> Result<(), Failure> {
         .map_or(page.len(), |i| i + 1);
     let mut tracker = EventTracker::new(page.get(start).map(|e| e.event_id.clone()));
     let status = if classify(&current.status) == StatusClass::InProgress {
-        let timeout = args.timeout.map(Duration::from_secs);
+        let timeout = args.timeout;
         until_settled(
             &cfn,
             stack,

@@ -3,5 +3,6 @@
 //! this decides. Every string matched here is one CloudFormation really returns.
 
 pub mod events;
+pub mod parameters;
 pub mod permissions;
 pub mod status;

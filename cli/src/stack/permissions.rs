@@ -128,7 +128,7 @@ mod tests {
             &crate::regions::load("us-east-1").unwrap(),
         )
         .unwrap();
-        let actions = required_actions(&serde_yaml_ng::from_str(&template).unwrap()).unwrap();
+        let actions = required_actions(&template.document).unwrap();
         for expected in [
             "iam:PassRole",
             "lambda:CreateFunction",

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use aws_sdk_firehose::Client;
+use sdp_core::events::Event;
 use sdp_core::landing::LandedRow;
-use sdp_core::ports::StoreError;
+use sdp_core::ports::{LakeSink, StoreError};
 
 use crate::error::{backoff, classify, permanent, transient};
 
@@ -41,7 +42,7 @@ impl FirehoseLake {
     }
 
     /// Delivers `rows`, each to its dataset's stream.
-    pub async fn deliver(&self, rows: &[LandedRow]) -> Result<(), StoreError> {
+    pub async fn deliver_rows(&self, rows: &[LandedRow]) -> Result<(), StoreError> {
         let mut by_dataset: BTreeMap<&str, Vec<&LandedRow>> = BTreeMap::new();
         for row in rows {
             by_dataset.entry(row.dataset).or_default().push(row);
@@ -115,5 +116,18 @@ impl FirehoseLake {
             backoff(attempt, 100, 2_000).await;
         }
         Ok(())
+    }
+}
+
+/// The `bcns` rows are the stream's: the template's delivery stream for them reads the event
+/// stream itself, so only the rows derived from the commit go through here.
+impl LakeSink for FirehoseLake {
+    async fn deliver(
+        &self,
+        _batch: &str,
+        _events: &[Event],
+        rows: &[LandedRow],
+    ) -> Result<(), StoreError> {
+        self.deliver_rows(rows).await
     }
 }

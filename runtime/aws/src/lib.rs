@@ -1,6 +1,6 @@
 //! `sdp-aws`: adapters that implement the ports of `sdp-core` on AWS services: the Kinesis event
-//! log, the DynamoDB join state and aggregates, the Firehose delivery into the lake, and the S3
-//! lake and model store. Depends on
+//! log, the DynamoDB join state and aggregates, the Firehose delivery into the lake, and the
+//! object store (the lake and the models) on S3. Depends on
 //! `sdp-core` and the AWS SDK; must not depend on the Lambda runtime or on the `sdp` CLI
 //! (dependency direction: core ← adapters ← functions / cli).
 //!
@@ -11,11 +11,9 @@ mod dynamodb;
 mod error;
 mod firehose;
 mod kinesis;
-pub mod models;
 pub mod s3;
 
 pub use dynamodb::{DynamoAggregates, DynamoStore};
 pub use firehose::FirehoseLake;
 pub use kinesis::KinesisLog;
-pub use models::S3ModelStore;
 pub use s3::S3Objects;

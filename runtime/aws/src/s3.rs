@@ -1,11 +1,12 @@
-//! The few S3 operations the functions need, with S3's conditional requests made explicit: a read
-//! that costs nothing when the object is unchanged (`If-None-Match`), and writes that succeed only
-//! if the object is still what the writer last saw (`If-Match`) or still absent (`If-None-Match: *`).
+//! The object-store port of `sdp-core` on an S3 bucket, with S3's conditional requests made
+//! explicit: a read that costs nothing when the object is unchanged (`If-None-Match`), and writes
+//! that succeed only if the object is still what the writer last saw (`If-Match`) or still absent
+//! (`If-None-Match: *`).
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use sdp_core::ports::StoreError;
+use sdp_core::ports::{Fetched, Listed, Object, ObjectStore, Precondition, StoreError, Written};
 
 use crate::error::{classify, permanent};
 
@@ -14,50 +15,6 @@ use crate::error::{classify, permanent};
 pub struct S3Objects {
     client: Client,
     bucket: String,
-}
-
-/// An object found by a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub key: String,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified_ms: i64,
-}
-
-/// An object's bytes and the ETag they had.
-#[derive(Debug, Clone)]
-pub struct Object {
-    pub bytes: Vec<u8>,
-    pub etag: String,
-}
-
-/// The answer to a conditional read.
-#[derive(Debug)]
-pub enum Fetched {
-    /// The object still has the ETag the reader knows.
-    Unchanged,
-    Missing,
-    Found(Object),
-}
-
-/// The condition a write holds to.
-#[derive(Debug, Clone, Copy)]
-pub enum Precondition<'a> {
-    None,
-    /// The key must not exist yet.
-    Absent,
-    /// The object must still have this ETag.
-    Matches(&'a str),
-}
-
-/// How a conditional write ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Written {
-    /// Written; the new ETag.
-    Done(String),
-    /// The precondition did not hold: someone else wrote first. Nothing was written.
-    Conflict,
 }
 
 impl S3Objects {
@@ -71,9 +28,16 @@ impl S3Objects {
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
+}
 
-    /// Every object under `prefix`, in key order.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+impl ObjectStore for S3Objects {
+    type ReadersHeld = ();
+
+    fn location(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let mut found = Vec::new();
         let mut pages = self
             .client
@@ -104,9 +68,8 @@ impl S3Objects {
         Ok(found)
     }
 
-    /// The object at `key`, or `Missing`; with `known_etag`, `Unchanged` if it still has that ETag
-    /// (S3 then sends no body).
-    pub async fn get(&self, key: &str, known_etag: Option<&str>) -> Result<Fetched, StoreError> {
+    /// S3 sends no body for `Unchanged`.
+    async fn get(&self, key: &str, known_etag: Option<&str>) -> Result<Fetched, StoreError> {
         let request = self
             .client
             .get_object()
@@ -137,8 +100,7 @@ impl S3Objects {
         Ok(Fetched::Found(Object { bytes, etag }))
     }
 
-    /// Writes `bytes` at `key` if `precondition` holds.
-    pub async fn put(
+    async fn put(
         &self,
         key: &str,
         bytes: Vec<u8>,
@@ -172,7 +134,7 @@ impl S3Objects {
         }
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -180,6 +142,10 @@ impl S3Objects {
             .send()
             .await
             .map_err(|e| classify(&format!("S3 DeleteObject {key}"), e))?;
+        Ok(())
+    }
+
+    async fn hold_readers(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }

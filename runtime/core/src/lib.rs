@@ -9,6 +9,7 @@ pub mod events;
 pub mod join;
 pub mod lake;
 pub mod landing;
+pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod processor;

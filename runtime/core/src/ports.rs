@@ -6,6 +6,7 @@ use std::future::Future;
 
 use crate::events::Event;
 use crate::join::{AggregateKey, Counts, Transaction};
+use crate::landing::LandedRow;
 use crate::reports::WindowCounts;
 
 /// A storage failure, classified so callers know whether trying again can help.
@@ -84,6 +85,20 @@ pub trait StateStore {
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 }
 
+/// Where a processed batch lands in the lake: Firehose on AWS, the lake directory on one machine.
+pub trait LakeSink {
+    /// Lands a committed batch: the rows derived from its commit (`sdp_core::landing`), and its
+    /// `events` for a sink that also stands in for the stream's own delivery of `bcns` (on AWS a
+    /// Firehose stream reads the event stream itself). `batch` names the batch, so a sink that
+    /// keeps files per batch replaces its own on a retry.
+    fn deliver(
+        &self,
+        batch: &str,
+        events: &[Event],
+        rows: &[LandedRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Reads the aggregates of a campaign for the reports.
 pub trait AggregateReader {
     /// The windows of `campaign_item_id` whose start is in `from..=to` (epoch seconds).
@@ -93,4 +108,128 @@ pub trait AggregateReader {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<Vec<WindowCounts>, StoreError>> + Send;
+}
+
+/// An object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// The entity tag: S3's (the MD5 of a single-part object, quoted), or a directory's, which
+    /// computes the same one, so the two stores name the same bytes alike.
+    pub etag: String,
+    pub last_modified_ms: i64,
+}
+
+/// An object's bytes and the entity tag they had.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
+
+/// The answer to a conditional read.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The object still has the entity tag the reader knows.
+    Unchanged,
+    Missing,
+    Found(Object),
+}
+
+/// The condition a write holds to.
+#[derive(Debug, Clone, Copy)]
+pub enum Precondition<'a> {
+    None,
+    /// The key must not exist yet.
+    Absent,
+    /// The object must still have this entity tag.
+    Matches(&'a str),
+}
+
+/// How a conditional write ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Written; the new entity tag.
+    Done(String),
+    /// The precondition did not hold: someone else wrote first. Nothing was written.
+    Conflict,
+}
+
+/// A flat namespace of objects with S3's conditional requests: the lake and the model store.
+/// `sdp-aws` implements it on an S3 bucket; `sdp-fs` on a directory, with the same semantics, so
+/// one protocol (compaction's manifest and lock, a model's promotion) serves both.
+pub trait ObjectStore: Sync {
+    /// Held while a partition's files are swapped (see [`ObjectStore::hold_readers`]).
+    type ReadersHeld: Send;
+
+    /// Where the objects are, for messages: `s3://bucket` or a directory.
+    fn location(&self) -> String;
+
+    /// Every object under `prefix`, in key order.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send;
+
+    /// The object at `key`, or `Missing`; with `known_etag`, `Unchanged` if it still has it.
+    fn get(
+        &self,
+        key: &str,
+        known_etag: Option<&str>,
+    ) -> impl Future<Output = Result<Fetched, StoreError>> + Send;
+
+    /// Writes `bytes` at `key` if `precondition` holds.
+    fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        precondition: Precondition<'_>,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    /// Removes `key`; removing what is not there is no error.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps readers that honour it from listing files until the guard is dropped, so a
+    /// generation of files can be put in and the previous one taken out with no reader between
+    /// (a directory's swap lock, which `sdp query` takes shared). S3 has no such thing; its
+    /// readers (Athena) see the swap as it happens.
+    fn hold_readers(&self) -> impl Future<Output = Result<Self::ReadersHeld, StoreError>> + Send;
+}
+
+/// A shared store is the store: `sdp local`'s server, schedule and model cache share one lake.
+impl<T: ObjectStore + Send> ObjectStore for std::sync::Arc<T> {
+    type ReadersHeld = T::ReadersHeld;
+
+    fn location(&self) -> String {
+        self.as_ref().location()
+    }
+
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send {
+        self.as_ref().list(prefix)
+    }
+
+    fn get(
+        &self,
+        key: &str,
+        known_etag: Option<&str>,
+    ) -> impl Future<Output = Result<Fetched, StoreError>> + Send {
+        self.as_ref().get(key, known_etag)
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        precondition: Precondition<'_>,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send {
+        self.as_ref().put(key, bytes, content_type, precondition)
+    }
+
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.as_ref().delete(key)
+    }
+
+    fn hold_readers(&self) -> impl Future<Output = Result<Self::ReadersHeld, StoreError>> + Send {
+        self.as_ref().hold_readers()
+    }
 }

@@ -93,121 +93,15 @@ pub async fn process_batch<S: StateStore>(
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::future::Future;
     use std::sync::Mutex;
 
     use super::*;
-    use crate::events::{Bid, EventBody};
     use crate::join::Transaction;
+    use crate::memory::{bid, ready as run, scenario, MemoryState as MemoryStore};
     use crate::ports::CommitOutcome;
 
-    /// The in-memory store of these tests: versioned state and summed aggregates, with the
-    /// option to report a conflict on the first commit of chosen transactions.
-    #[derive(Default)]
-    struct MemoryStore {
-        states: Mutex<HashMap<String, Transaction>>,
-        aggregates: Mutex<BTreeMap<AggregateKey, Counts>>,
-        conflict_once: Mutex<Vec<String>>,
-    }
-
-    impl StateStore for MemoryStore {
-        async fn load(
-            &self,
-            tx_ids: &[String],
-        ) -> Result<HashMap<String, Transaction>, StoreError> {
-            let states = self.states.lock().unwrap();
-            Ok(tx_ids
-                .iter()
-                .filter_map(|id| states.get(id).map(|s| (id.clone(), s.clone())))
-                .collect())
-        }
-
-        async fn commit(&self, changes: Vec<StateChange>) -> Result<CommitOutcome, StoreError> {
-            let mut outcome = CommitOutcome::default();
-            let mut states = self.states.lock().unwrap();
-            for change in changes {
-                let id = change.state.tx_id.clone();
-                let mut once = self.conflict_once.lock().unwrap();
-                let stored_version = states.get(&id).map_or(0, |s| s.version);
-                if once.contains(&id) || stored_version != change.read_version {
-                    once.retain(|x| x != &id);
-                    outcome.conflicts.push(id);
-                    continue;
-                }
-                for (key, counts) in change.increments {
-                    self.aggregates
-                        .lock()
-                        .unwrap()
-                        .entry(key)
-                        .or_default()
-                        .add(counts);
-                }
-                states.insert(id, change.state);
-            }
-            Ok(outcome)
-        }
-    }
-
-    /// Runs a future that never waits on I/O (the memory store is always ready).
-    fn run<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-                return output;
-            }
-        }
-    }
-
-    const T0: i64 = 1_763_780_400_000;
-
-    fn event(tx: &str, body: EventBody) -> Event {
-        Event {
-            tx_id: tx.into(),
-            ts: T0,
-            received_at: T0,
-            body,
-        }
-    }
-
-    fn bid(tx: &str) -> Event {
-        event(
-            tx,
-            EventBody::Bid(Bid {
-                campaign_item_id: 5,
-                app_uid: "u".into(),
-                creative_id: None,
-                creative_category: None,
-                domain: None,
-                win_price: Some(3),
-            }),
-        )
-    }
-
-    fn scenario(n: usize) -> Vec<Event> {
-        let mut events = Vec::new();
-        for i in 0..n {
-            let tx = format!("tx-{i}");
-            events.push(bid(&tx));
-            if i % 2 == 0 {
-                events.push(event(&tx, EventBody::Impression { win_price: 9 }));
-            }
-            if i % 4 == 0 {
-                events.push(event(&tx, EventBody::Click));
-            }
-        }
-        events
-    }
-
     fn totals(store: &MemoryStore) -> Counts {
-        let mut sum = Counts::default();
-        store
-            .aggregates
-            .lock()
-            .unwrap()
-            .values()
-            .for_each(|c| sum.add(*c));
-        sum
+        store.totals()
     }
 
     fn config() -> JoinConfig {
@@ -245,7 +139,8 @@ mod tests {
     #[test]
     fn a_conflicting_transaction_is_reloaded_and_counted_once() {
         let store = MemoryStore::default();
-        *store.conflict_once.lock().unwrap() = vec!["tx-0".into(), "tx-3".into()];
+        store.conflict_once("tx-0");
+        store.conflict_once("tx-3");
         let result = run(process_batch(&store, &config(), scenario(8))).unwrap();
         assert_eq!(
             totals(&store),

@@ -5,15 +5,16 @@ use aws_lambda_events::kinesis::KinesisEvent;
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use sdp_core::events::Event;
 use sdp_core::join::JoinConfig;
-use sdp_core::ports::{AggregateReader, EventLog, StateStore};
-use sdp_core::processor::{process_batch, ProcessError};
+use sdp_core::ports::{AggregateReader, EventLog, LakeSink, StateStore};
+use sdp_core::processor::ProcessError;
 
 use crate::apigw;
-use crate::compactor::{self, CompactorError, CompactorSettings};
-use crate::model_cache::ModelCache;
-use crate::trainer::{self, TrainerError, TrainerSettings};
-use sdp_aws::{FirehoseLake, S3ModelStore, S3Objects};
-use sdp_core::landing::rows_after_commit;
+use sdp_app::compaction::{self, CompactionError, CompactionSettings};
+use sdp_app::model_cache::ModelCache;
+use sdp_app::models::ModelStore;
+use sdp_app::processing::process_and_land;
+use sdp_app::retraining::{self, RetrainingError, RetrainingSettings};
+use sdp_aws::S3Objects;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -47,7 +48,7 @@ pub async fn reports<R: AggregateReader>(
 
 /// `predict`: an API Gateway event to a prediction with the cached model.
 pub async fn predict(
-    models: &ModelCache,
+    models: &ModelCache<S3Objects>,
     event: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
     match apigw::request(&event) {
@@ -62,33 +63,37 @@ pub async fn predict(
 /// `compactor`: a scheduled run (the event's content does not matter).
 pub async fn compactor(
     objects: &S3Objects,
-    settings: &CompactorSettings,
-) -> Result<serde_json::Value, CompactorError> {
-    compactor::run(objects, settings, now_ms()).await
+    settings: &CompactionSettings,
+) -> Result<serde_json::Value, CompactionError> {
+    compaction::run(objects, settings, now_ms()).await
 }
 
 /// `trainer`: a scheduled run (the event's content does not matter).
 pub async fn trainer(
     objects: &S3Objects,
-    models: &S3ModelStore,
-    settings: &TrainerSettings,
-) -> Result<serde_json::Value, TrainerError> {
-    trainer::run(objects, models, settings, now_ms()).await
+    models: &ModelStore<S3Objects>,
+    settings: &RetrainingSettings,
+) -> Result<serde_json::Value, RetrainingError> {
+    retraining::run(objects, models, settings, now_ms()).await
 }
 
 /// `processor`: a Kinesis batch, counted exactly once, and then landed in the lake: the joined
 /// impressions and clicks and the aggregate snapshots of the batch go to their Firehose streams
-/// (`lake`; None in tests of counting alone). A record that is not a valid stored event
-/// (it cannot become one by retrying) is reported as a batch item failure, so Lambda retries it
-/// alone and finally hands it to the on-failure destination, while every good record of the
-/// batch is committed now. A storage failure fails the invocation: the batch is delivered again
-/// and what was already committed is recognised.
-pub async fn processor<S: StateStore + AggregateReader>(
+/// (`sdp_app::processing`). A record that is not a valid stored event (it cannot become one by
+/// retrying) is reported as a batch item failure, so Lambda retries it alone and finally hands it
+/// to the on-failure destination, while every good record of the batch is committed now. A
+/// storage failure fails the invocation: the batch is delivered again and what was already
+/// committed is recognised.
+pub async fn processor<S, L>(
     store: &S,
     config: &JoinConfig,
-    lake: Option<&FirehoseLake>,
+    lake: &L,
     event: KinesisEvent,
-) -> Result<KinesisEventResponse, ProcessError> {
+) -> Result<KinesisEventResponse, ProcessError>
+where
+    S: StateStore + AggregateReader + Sync,
+    L: LakeSink + Sync,
+{
     let mut events = Vec::with_capacity(event.records.len());
     let mut poison = Vec::new();
     for record in event.records {
@@ -106,22 +111,14 @@ pub async fn processor<S: StateStore + AggregateReader>(
         }
     }
     let received = events.len();
-    let result = process_batch(store, config, events.clone()).await?;
-    let mut landed = 0;
-    if let Some(lake) = lake {
-        let rows = rows_after_commit(store, config, &events)
-            .await
-            .map_err(ProcessError::Landing)?;
-        lake.deliver(&rows).await.map_err(ProcessError::Landing)?;
-        landed = rows.len();
-    }
+    let processed = process_and_land(store, lake, config, "", events).await?;
     tracing::info!(
         records = received,
-        duplicates = result.duplicates,
-        aggregates = result.increments.len(),
-        joined = result.joined.len(),
+        duplicates = processed.result.duplicates,
+        aggregates = processed.result.increments.len(),
+        joined = processed.result.joined.len(),
         poison = poison.len(),
-        landed,
+        landed = processed.landed,
         "batch committed"
     );
     let mut response = KinesisEventResponse::default();

@@ -4,9 +4,6 @@
 //! `sdp-api` and `sdp-core` calls, so they are tested in-process with real event JSON.
 
 pub mod apigw;
-pub mod compactor;
 pub mod handlers;
-pub mod model_cache;
 pub mod settings;
 pub mod telemetry;
-pub mod trainer;

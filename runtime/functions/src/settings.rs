@@ -1,6 +1,11 @@
 //! Function settings from environment variables, with errors that name the variable.
 
-use sdp_aws::{S3ModelStore, S3Objects};
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use sdp_app::models::ModelStore;
+use sdp_aws::S3Objects;
 use sdp_core::join::JoinConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -9,6 +14,8 @@ pub enum SettingsError {
     Missing(&'static str),
     #[error("environment variable `{name}` must be an integer; got `{value}`")]
     NotAnInteger { name: &'static str, value: String },
+    #[error("environment variable `{name}` must be a positive integer; got `{value}`")]
+    NotPositive { name: &'static str, value: i64 },
     #[error("invalid aggregation settings")]
     Window(#[from] sdp_core::window::InvalidWindowLength),
 }
@@ -35,10 +42,48 @@ pub fn integer_or(name: &'static str, default: i64) -> Result<i64, SettingsError
     }
 }
 
-/// The S3 clients of the lake bucket (`BUCKET`) and its model store (`MODEL_PREFIX`).
-pub fn lake(config: &aws_config::SdkConfig) -> Result<(S3Objects, S3ModelStore), SettingsError> {
-    let objects = S3Objects::new(aws_sdk_s3::Client::new(config), required("BUCKET")?);
-    let models = S3ModelStore::new(objects.clone(), required("MODEL_PREFIX")?);
+/// An optional count, size or number of days, minutes or seconds: `default` when unset, and
+/// refused unless it is at least 1 and fits `T`.
+pub fn positive_or<T: TryFrom<i64> + Into<i64> + Copy>(
+    name: &'static str,
+    default: T,
+) -> Result<T, SettingsError> {
+    let value = integer_or(name, default.into())?;
+    T::try_from(value)
+        .ok()
+        .filter(|_| value > 0)
+        .ok_or(SettingsError::NotPositive { name, value })
+}
+
+/// The one SDK configuration a function builds its clients from, once per process: region and
+/// credentials from the Lambda environment, and deadlines, so a call that hangs fails and is
+/// retried instead of using up the invocation. An attempt gets 30 s (a 128 MB Parquet PUT from
+/// the compactor takes a few), an operation with its retries 60 s.
+pub async fn aws() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// The lake bucket (`BUCKET`).
+pub fn bucket(config: &SdkConfig) -> Result<S3Objects, SettingsError> {
+    Ok(S3Objects::new(
+        aws_sdk_s3::Client::new(config),
+        required("BUCKET")?,
+    ))
+}
+
+/// The lake bucket (`BUCKET`) and its model store (`MODEL_PREFIX`).
+pub fn lake(config: &SdkConfig) -> Result<(S3Objects, ModelStore<S3Objects>), SettingsError> {
+    let objects = bucket(config)?;
+    let models = ModelStore::new(objects.clone(), required("MODEL_PREFIX")?);
     Ok((objects, models))
 }
 

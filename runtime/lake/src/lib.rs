@@ -3,4 +3,5 @@
 //! Pure: bytes in, bytes out; where the bytes live (S3, a local directory) is the caller's business.
 
 pub mod compact;
+pub mod synthetic;
 pub mod training;

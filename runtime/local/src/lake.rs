@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sdp_core::events::Event;
 use sdp_core::lake::{Format, DATASETS};
 use sdp_core::landing::LandedRow;
+use sdp_core::ports::{LakeSink, StoreError};
 use sdp_core::window::partition_of;
 
 pub struct RawLake {
@@ -24,13 +25,12 @@ impl RawLake {
         }
     }
 
-    /// Writes the rows of one batch (log sequence numbers `first..=last`): its events, and the
-    /// rows derived from its commit (`sdp_core::landing`). One file per dataset and partition,
-    /// named after the batch, written whole (temporary file, sync, rename) so a reader never sees
-    /// half of it.
-    pub fn write_batch(
+    /// Writes the rows of the batch named `batch`: its events, and the rows derived from its
+    /// commit (`sdp_core::landing`). One file per dataset and partition, named after the batch,
+    /// written whole (temporary file, sync, rename) so a reader never sees half of it.
+    fn write_batch(
         &self,
-        (first, last): (u64, u64),
+        batch: &str,
         events: &[Event],
         derived: &[LandedRow],
     ) -> std::io::Result<()> {
@@ -54,13 +54,31 @@ impl RawLake {
                 .root
                 .join(dataset.partition_prefix(Format::Raw, &dt, &hour));
             std::fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("{first:020}-{last:020}.json"));
-            let temporary = path.with_extension("json.tmp");
+            let path = dir.join(format!("{batch}.json"));
+            // Hidden while written: listings of the lake (compaction's, `sdp query`'s) skip it.
+            let temporary = dir.join(format!(".{batch}.json.tmp"));
             let mut file = std::fs::File::create(&temporary)?;
             file.write_all((lines.join("\n") + "\n").as_bytes())?;
             file.sync_all()?;
             std::fs::rename(&temporary, &path)?;
         }
         Ok(())
+    }
+}
+
+/// The lake directory in place of Firehose: it takes the batch's events too (`bcns`), which on AWS
+/// a delivery stream reads from the event stream.
+impl LakeSink for RawLake {
+    async fn deliver(
+        &self,
+        batch: &str,
+        events: &[Event],
+        rows: &[LandedRow],
+    ) -> Result<(), StoreError> {
+        self.write_batch(batch, events, rows)
+            .map_err(|e| StoreError::Transient {
+                message: format!("writing batch {batch} to the raw lake failed"),
+                source: Some(Box::new(e)),
+            })
     }
 }

@@ -4,26 +4,23 @@
 //! - [`state`]: the join state and aggregates in place of DynamoDB;
 //! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda;
 //! - [`lake`]: the raw JSON-lines layer of the lake, in place of Firehose;
-//! - [`compactor`]: closed hours of the raw lake into Parquet, in place of the compactor Lambda;
-//! - [`trainer`]: the win-probability model retrained from the raw lake, in place of the trainer
-//!   Lambda, behind the predictions API;
-//! - [`server`]: the APIs over HTTP on loopback in place of API Gateway;
-//! - [`swap`]: the lock that keeps a reader of the lake (`sdp query`) from seeing a compaction
-//!   half done.
+//! - [`scheduled`]: compaction and retraining (`sdp-app`'s, as the compactor and trainer Lambdas
+//!   run them) over the lake directory every so often; the model the predictions API serves;
+//! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
+//!
+//! The lake directory is an `sdp_fs::FsObjects` store, laid out as the S3 bucket is.
 //!
 //! The embedded database is redb: pure Rust (no C toolchain, builds wherever `sdp` does), ACID
 //! transactions whose commit is synced to disk, readers that never block the writer, and a file
 //! lock that refuses a second process. Must not depend on the AWS SDK.
 
-pub mod compactor;
 pub mod lake;
 pub mod log;
 pub mod platform;
 pub mod processor;
+pub mod scheduled;
 pub mod server;
 pub mod state;
-pub mod swap;
-pub mod trainer;
 
 use std::path::Path;
 

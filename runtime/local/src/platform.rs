@@ -80,7 +80,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 
     let (stop_processor, processor_stopped) = watch::channel(false);
     let (reader, processor_state, join) = (log.reader(), state.clone(), options.join);
-    let lake = crate::lake::RawLake::new(&options.data_dir);
+    let raw_lake = crate::lake::RawLake::new(&options.data_dir);
     // Its own thread: commits sync to disk, which must not stall the HTTP workers.
     let processor = std::thread::Builder::new()
         .name("sdp-processor".into())
@@ -92,7 +92,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
                 Ok(runtime) => runtime.block_on(crate::processor::run(
                     reader,
                     processor_state,
-                    lake,
+                    raw_lake,
                     join,
                     processor_stopped,
                 )),
@@ -105,15 +105,15 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         })?;
 
     let (stop_server, server_stopped) = watch::channel(false);
-    let model = crate::trainer::load_serving(&options.data_dir);
-    let trainer = tokio::spawn(crate::trainer::run(
-        options.data_dir.clone(),
-        Arc::clone(&model),
+    let lake = crate::scheduled::lake(&options.data_dir);
+    let model = crate::scheduled::model_cache(&lake);
+    let trainer = tokio::spawn(crate::scheduled::retraining(
+        Arc::clone(&lake),
         options.train_every,
         server_stopped.clone(),
     ));
-    let compactor = tokio::spawn(crate::compactor::run(
-        options.data_dir.clone(),
+    let compactor = tokio::spawn(crate::scheduled::compaction(
+        lake,
         options.compact_every,
         server_stopped.clone(),
     ));

@@ -1,5 +1,6 @@
 //! The local stream processor, in place of the Kinesis-triggered Lambda: it reads the log after
-//! the last processed sequence number and runs the same `process_batch` as the Lambda. A batch
+//! the last processed sequence number, runs the Lambda's use case on each batch
+//! (`sdp_app::processing`: count, then land in the raw lake), and then saves the offset. A batch
 //! processed again after a crash (before its offset was saved) changes nothing: the join state
 //! records what was counted, as it does for Lambda's retries.
 
@@ -7,10 +8,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use sdp_app::processing::process_and_land;
 use sdp_core::events::Event;
 use sdp_core::join::JoinConfig;
-use sdp_core::landing::rows_after_commit;
-use sdp_core::processor::process_batch;
+use sdp_core::ports::with_causes;
 
 use crate::lake::RawLake;
 use crate::log::LogReader;
@@ -59,11 +60,11 @@ pub async fn run(
             continue;
         };
         let events: Vec<Event> = batch.into_iter().map(|(_, event)| event).collect();
-        let saved = match process_batch(&state, &config, events.clone()).await {
-            Ok(_) => land(&state, &lake, &config, (first, last), &events)
-                .await
-                .and_then(|()| state.set_processed(last).map_err(|e| e.to_string())),
-            Err(err) => Err(sdp_core::ports::with_causes(&err)),
+        // The batch's files in the raw lake are named by its sequence numbers.
+        let name = format!("{first:020}-{last:020}");
+        let saved = match process_and_land(&state, &lake, &config, &name, events).await {
+            Ok(_) => state.set_processed(last).map_err(|e| with_causes(&e)),
+            Err(err) => Err(with_causes(&err)),
         };
         match saved {
             Ok(()) => {
@@ -77,20 +78,4 @@ pub async fn run(
             }
         }
     }
-}
-
-/// Writes the batch's rows to the raw lake, after its commit and before its offset is saved: a
-/// crash in between writes them again, as exact duplicates (`sdp_core::landing`).
-async fn land(
-    state: &LocalState,
-    lake: &RawLake,
-    config: &JoinConfig,
-    seqs: (u64, u64),
-    events: &[Event],
-) -> Result<(), String> {
-    let rows = rows_after_commit(state, config, events)
-        .await
-        .map_err(|e| sdp_core::ports::with_causes(&e))?;
-    lake.write_batch(seqs, events, &rows)
-        .map_err(|e| format!("writing the raw lake failed: {e}"))
 }

@@ -15,9 +15,11 @@ use tokio::sync::watch;
 use sdp_api::http::{Request, Response};
 use sdp_core::events::MAX_BODY_BYTES;
 
+use sdp_app::model_cache::ModelCache;
+
 use crate::log::LocalLog;
+use crate::scheduled::Lake;
 use crate::state::LocalState;
-use crate::trainer::Serving;
 
 /// Base paths: `{UrlForAPI}` is `/ingest`, `{UrlForReports}` the root (its routes start with
 /// `/reports/`), `{UrlForPredictions}` is `/predictions`.
@@ -27,7 +29,7 @@ pub const PREDICTIONS_BASE: &str = "/predictions";
 pub struct Apis {
     pub log: LocalLog,
     pub state: LocalState,
-    pub model: Serving,
+    pub model: ModelCache<Lake>,
 }
 
 /// Serves until `stop` turns true, then lets the requests in flight finish.
@@ -114,18 +116,12 @@ async fn answer(apis: &Apis, request: hyper::Request<Incoming>) -> hyper::Respon
         };
         sdp_api::ingest::handle(&apis.log, &request, now_ms).await
     } else if let Some(rest) = below(&path, PREDICTIONS_BASE) {
-        let model = apis.model.read().map(|m| std::sync::Arc::clone(&m));
-        match model {
-            Ok(model) => sdp_api::predict::handle(
-                &model,
-                &Request {
-                    path: rest.to_owned(),
-                    ..request
-                },
-                now_ms,
-            ),
-            Err(_) => Response::error(500, "the model is unavailable", None),
-        }
+        let model = apis.model.model().await;
+        let request = Request {
+            path: rest.to_owned(),
+            ..request
+        };
+        sdp_api::predict::handle(&model, &request, now_ms)
     } else {
         sdp_api::reports::handle(&apis.state, &request, now_ms / 1000).await
     };

@@ -138,7 +138,7 @@ impl Lake {
                 .map_err(QueryError::from_engine)?;
             // From listing the files to reading the last one, no compaction swaps a partition.
             let root = self.root.clone();
-            let swap = tokio::task::spawn_blocking(move || sdp_local::swap::shared(&root))
+            let swap = tokio::task::spawn_blocking(move || sdp_fs::swap::shared(&root))
                 .await
                 .map_err(|e| QueryError::Failed {
                     message: e.to_string(),

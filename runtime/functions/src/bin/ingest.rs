@@ -8,7 +8,7 @@ use sdp_functions::{handlers, settings, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = settings::aws().await;
     let log = KinesisLog::new(
         aws_sdk_kinesis::Client::new(&config),
         settings::required("STREAM_NAME")?,

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{service_fn, LambdaEvent};
-use sdp_functions::model_cache::ModelCache;
+use sdp_app::model_cache::ModelCache;
 use sdp_functions::{handlers, settings, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = settings::aws().await;
     let (_, models) = settings::lake(&config)?;
     let refresh = settings::integer_or("MODEL_REFRESH_SECONDS", 60)?;
     let cache = ModelCache::new(models, Duration::from_secs(refresh.unsigned_abs()));

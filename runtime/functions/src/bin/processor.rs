@@ -9,7 +9,7 @@ use sdp_functions::{handlers, settings, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = settings::aws().await;
     let join = settings::join_config()?;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (store, join, lake) = (&store, &join, &lake);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
-            handlers::processor(store, join, Some(lake), event.payload)
+            handlers::processor(store, join, lake, event.payload)
                 .await
                 .map_err(|e| lambda_runtime::Error::from(sdp_core::ports::with_causes(&e)))
         },

@@ -8,7 +8,7 @@ use sdp_functions::{handlers, settings, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = settings::aws().await;
     let aggregates = DynamoAggregates::new(
         aws_sdk_dynamodb::Client::new(&config),
         settings::required("AGGREGATES_TABLE")?,

@@ -2,39 +2,31 @@
 //! promotes it only if it is not worse than the serving one.
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use sdp_core::retrain::DEFAULT_MAX_BIDS;
-use sdp_core::train::TrainConfig;
-use sdp_functions::trainer::TrainerSettings;
+use sdp_app::retraining::RetrainingSettings;
 use sdp_functions::{handlers, settings, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = settings::aws().await;
     let (objects, models) = settings::lake(&config)?;
-    let training_days = settings::integer_or("TRAINING_DAYS", 14)?;
-    let max_bids = settings::integer_or(
+    let defaults = RetrainingSettings::default();
+    let max_bids: u32 = settings::positive_or(
         "MAX_TRAINING_BIDS",
-        i64::try_from(DEFAULT_MAX_BIDS).unwrap_or(i64::MAX),
+        u32::try_from(defaults.max_bids).unwrap_or(u32::MAX),
     )?;
-    let trainer = TrainerSettings {
-        max_bids: usize::try_from(max_bids)
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                format!("MAX_TRAINING_BIDS must be a positive number; got {max_bids}")
-            })?,
-        training_days: u32::try_from(training_days)
-            .map_err(|_| format!("TRAINING_DAYS must be a number of days; got {training_days}"))?,
-        config: TrainConfig::default(),
+    let retraining = RetrainingSettings {
+        training_days: settings::positive_or("TRAINING_DAYS", defaults.training_days)?,
+        max_bids: usize::try_from(max_bids).unwrap_or(usize::MAX),
         metrics_namespace: std::env::var("METRICS_NAMESPACE")
             .ok()
             .filter(|v| !v.is_empty()),
+        ..defaults
     };
-    let (objects, models, trainer) = (&objects, &models, &trainer);
+    let (objects, models, retraining) = (&objects, &models, &retraining);
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            handlers::trainer(objects, models, trainer)
+            handlers::trainer(objects, models, retraining)
                 .await
                 .map_err(|e| lambda_runtime::Error::from(sdp_core::ports::with_causes(&e)))
         },

@@ -16,7 +16,7 @@ use sdp_scenarios::{repo_root, stems, venv_tool};
 
 fn rendered(region: &str) -> Result<String> {
     let config = regions::load(region)?;
-    Ok(render::render_platform(&templates::embedded(), &config)?)
+    Ok(render::render_platform(&templates::embedded(), &config)?.text)
 }
 
 /// The rendered template of every supported region, by region.
@@ -373,6 +373,146 @@ fn the_template_refuses_to_deploy_outside_the_region_it_was_rendered_for() -> Re
         let template = parsed(region)?;
         let assertion = format!("{:?}", template["Rules"]["RenderedRegion"]["Assertions"]);
         assert!(assertion.contains(region), "{region}: {assertion}");
+    }
+    Ok(())
+}
+
+/// A name or logical id that a function's environment or an IAM policy refers to.
+#[derive(Debug)]
+enum Reference {
+    /// `!Ref X`, `!GetAtt X.Attr` or `${X}` inside a `!Sub`: X must be a resource or parameter.
+    LogicalId(String),
+    /// A `${AWS::StackName}…` name in a `!Sub` (alone, or as the resource part of an ARN): some
+    /// resource must declare that name, or one it prefixes when it ends in `*`.
+    StackName(String),
+}
+
+/// The references of a value: its intrinsic functions, and the ones in its sequences.
+fn references(value: &Value) -> Vec<Reference> {
+    match value {
+        Value::Sequence(items) => items.iter().flat_map(references).collect(),
+        Value::Tagged(tagged) => {
+            let text = tagged.value.as_str().unwrap_or_default();
+            if tagged.tag == "Ref" {
+                vec![Reference::LogicalId(text.to_owned())]
+            } else if tagged.tag == "GetAtt" {
+                let id = text.split('.').next().unwrap_or_default();
+                vec![Reference::LogicalId(id.to_owned())]
+            } else if tagged.tag == "Sub" {
+                sub_references(text)
+            } else {
+                vec![]
+            }
+        }
+        _ => vec![],
+    }
+}
+
+fn sub_references(text: &str) -> Vec<Reference> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let variable = &rest[start + 2..];
+        let end = variable.find('}').unwrap_or(variable.len());
+        let name = variable[..end].trim();
+        // `${!x}` is a literal, `${AWS::…}` a pseudo parameter.
+        if !name.starts_with('!') && !name.starts_with("AWS::") {
+            let id = name.split('.').next().unwrap_or_default();
+            found.push(Reference::LogicalId(id.to_owned()));
+        }
+        rest = &variable[end..];
+    }
+    if let Some(at) = text.find("${AWS::StackName}") {
+        if at == 0 || text.starts_with("arn:") {
+            found.push(Reference::StackName(text[at..].to_owned()));
+        }
+    }
+    found
+}
+
+/// Every physical name the template declares: the `…Name` properties of its resources.
+fn declared_names(template: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    for (_, resource) in resources(template) {
+        for (key, value) in resource["Properties"].as_mapping().into_iter().flatten() {
+            if !key.as_str().unwrap_or_default().ends_with("Name") {
+                continue;
+            }
+            match value {
+                Value::String(name) => names.push(name.clone()),
+                Value::Tagged(tagged) if tagged.tag == "Sub" => {
+                    names.extend(tagged.value.as_str().map(str::to_owned));
+                }
+                _ => {}
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_name_a_function_environment_or_an_iam_policy_uses_is_one_the_template_creates(
+) -> Result<()> {
+    for region in regions::supported() {
+        let template = parsed(region)?;
+        let ids: Vec<String> = resources(&template)
+            .into_iter()
+            .map(|(id, _)| id)
+            .chain(
+                template["Parameters"]
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, _)| k.as_str().map(str::to_owned)),
+            )
+            .collect();
+        let names = declared_names(&template);
+        let mut uses: Vec<(String, Reference)> = Vec::new();
+        for (id, function) in of_type(&template, "AWS::Lambda::Function") {
+            for (variable, value) in function["Properties"]["Environment"]["Variables"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+            {
+                let at = format!("{id} {}", variable.as_str().unwrap_or_default());
+                uses.extend(references(value).into_iter().map(|r| (at.clone(), r)));
+            }
+        }
+        for (role, statement) in allow_statements(&template) {
+            let at = format!("{role} {}", statement["Sid"].as_str().unwrap_or_default());
+            uses.extend(
+                references(&statement["Resource"])
+                    .into_iter()
+                    .map(|r| (at.clone(), r)),
+            );
+        }
+        let by_name = uses
+            .iter()
+            .filter(|(_, r)| matches!(r, Reference::StackName(_)))
+            .count();
+        ensure!(
+            uses.len() > 40 && by_name >= 6,
+            "{region}: only {} references, {by_name} by name: the walk found too little",
+            uses.len()
+        );
+        for (at, reference) in uses {
+            match reference {
+                Reference::LogicalId(id) => ensure!(
+                    ids.contains(&id),
+                    "{region}: {at} refers to `{id}`, which the template does not declare"
+                ),
+                Reference::StackName(name) => {
+                    let found = match name.strip_suffix('*') {
+                        Some(prefix) => names.iter().any(|n| n.starts_with(prefix)),
+                        None => names.contains(&name),
+                    };
+                    ensure!(
+                        found,
+                        "{region}: {at} names `{name}`, which no resource of the template creates"
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! it. An advisory `flock` on a file beside the data: released by the kernel when its holder
 //! exits, even by `kill -9`.
 //!
-//! S3 has no such lock; the compactor Lambda needs a protocol of its own.
+//! S3 has no such lock; there the compaction protocol (`sdp_app::compaction`) lives with the
+//! window it documents. `FsObjects::hold_readers` takes this lock for that protocol.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use sdp_core::synthetic::{Rng, World};
 use sdp_scenarios::lambda::{Outcome, RuntimeApi};
 use sdp_scenarios::platform::{
-    create_delivery_streams, deploy_platform, lines_under, read_stream, sdk_config,
+    create_delivery_streams, deploy_platform, deploy_platform_with, lines_under, read_stream,
+    sdk_config, FunctionEnvironment,
 };
 use sdp_scenarios::synthetic_lake::land_raw;
 use sdp_scenarios::{fixtures, repo_root, MotoServer};
@@ -37,15 +38,21 @@ fn binary(function: &str) -> PathBuf {
     path
 }
 
-/// What every function here needs: a region, credentials, and moto as the endpoint of every service.
-fn moto_env(moto: &MotoServer) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_REGION", "us-west-2".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("RUST_LOG", "info".to_owned()),
+/// What Lambda itself gives every function (a region, credentials; here moto as the endpoint of
+/// every service), then the environment the stack on moto gave `function`: never a name written
+/// in the test, so a template that names the wrong resource fails here.
+fn function_env(moto: &MotoServer, function: &FunctionEnvironment) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_REGION", "us-west-2"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
     ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.extend(function.pairs());
+    env
 }
 
 fn respond(api: &RuntimeApi, payload: &Value) -> Value {
@@ -63,23 +70,22 @@ fn http_body(response: &Value) -> Value {
 async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exactly() {
     let moto = MotoServer::start().unwrap();
     let config = sdk_config(&moto.endpoint, "us-west-2").await;
-    let platform = deploy_platform(&config, "binaries").await.unwrap();
+    // Two-minute windows, as the stack parameter sets them: the processor reads its settings
+    // from the environment the stack gives it.
+    let platform = deploy_platform_with(&config, "binaries", &[("AggregationPeriod", "2")])
+        .await
+        .unwrap();
     let logs = std::env::temp_dir().join(format!("sdp-lambda-logs-{}", std::process::id()));
     std::fs::create_dir_all(&logs).unwrap();
 
-    let common = |extra: &[(&'static str, String)]| {
-        let mut env = moto_env(&moto);
-        env.extend_from_slice(extra);
-        env
-    };
+    let env_of =
+        |function: &str| function_env(&moto, &platform.function_environment(function).unwrap());
     let stream = platform.resource("EventStream").unwrap().to_owned();
-    let state = platform.resource("StateTable").unwrap().to_owned();
-    let aggregates = platform.resource("AggregatesTable").unwrap().to_owned();
 
     let ingest = RuntimeApi::start("ingest").unwrap();
     let processor = RuntimeApi::start("processor").unwrap();
     let reports = RuntimeApi::start("reports").unwrap();
-    let ingest_env = common(&[("STREAM_NAME", stream.clone())]);
+    let ingest_env = env_of("Ingest");
     // Three ingest instances take invocations concurrently, as Lambda scales out.
     let mut processes = Vec::new();
     let mut init = Vec::new();
@@ -95,25 +101,12 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
         init.push(("ingest", took));
     }
     let bucket = platform.resource("DataBucket").unwrap().to_owned();
-    let streams: std::collections::BTreeMap<String, String> =
-        create_delivery_streams(&config, "binaries", &bucket)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-    let processor_env = common(&[
-        (
-            "IMPRESSIONS_DELIVERY_STREAM",
-            streams["impressions"].clone(),
-        ),
-        ("CLICKS_DELIVERY_STREAM", streams["clicks"].clone()),
-        ("AGGREGATES_DELIVERY_STREAM", streams["aggregates"].clone()),
-        ("STATE_TABLE", state),
-        ("AGGREGATES_TABLE", aggregates.clone()),
-        ("AGGREGATION_PERIOD_MINUTES", "2".to_owned()),
-        ("BIDS_SESSION_TIMEOUT_MINUTES", "5".to_owned()),
-        ("CLICKS_SESSION_TIMEOUT_MINUTES", "5".to_owned()),
-    ]);
+    // moto's CloudFormation skips Firehose: the delivery streams are made by the names the
+    // template declares, and the processor finds them only if its environment names those.
+    create_delivery_streams(&config, "binaries", &bucket)
+        .await
+        .unwrap();
+    let processor_env = env_of("Processor");
     let (process, took) = processor
         .spawn(
             &binary("processor"),
@@ -123,7 +116,7 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
         .unwrap();
     processes.push(process);
     init.push(("processor", took));
-    let reports_env = common(&[("AGGREGATES_TABLE", aggregates)]);
+    let reports_env = env_of("Reports");
     let (process, took) = reports
         .spawn(&binary("reports"), &reports_env, &logs.join("reports.log"))
         .unwrap();
@@ -210,34 +203,35 @@ async fn release_compactor_trainer_and_predict_binaries_take_raw_events_to_serve
     let bucket = platform.resource("DataBucket").unwrap().to_owned();
     let logs = std::env::temp_dir().join(format!("sdp-model-logs-{}", std::process::id()));
     std::fs::create_dir_all(&logs).unwrap();
-    let env = |extra: &[(&'static str, &str)]| {
-        let mut env = moto_env(&moto);
-        env.push(("BUCKET", bucket.clone()));
-        env.push(("MODEL_PREFIX", "models/".to_owned()));
-        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        env
-    };
+    let env_of = |function: &str| platform.function_environment(function).unwrap();
     let compactor = RuntimeApi::start("compactor").unwrap();
     let predict = RuntimeApi::start("predict").unwrap();
     let trainer = RuntimeApi::start("trainer").unwrap();
     let (compactor_process, compactor_init) = compactor
-        .spawn(&binary("compactor"), &env(&[]), &logs.join("compactor.log"))
+        .spawn(
+            &binary("compactor"),
+            &function_env(&moto, &env_of("Compactor")),
+            &logs.join("compactor.log"),
+        )
+        .unwrap();
+    // Predict checks for a new model on every request, not every minute as deployed.
+    let predict_env = env_of("Predict")
+        .with("MODEL_REFRESH_SECONDS", "0")
         .unwrap();
     let (predict_process, predict_init) = predict
         .spawn(
             &binary("predict"),
-            &env(&[("MODEL_REFRESH_SECONDS", "0")]),
+            &function_env(&moto, &predict_env),
             &logs.join("predict.log"),
         )
         .unwrap();
+    // The synthetic lake is of a fixed day, further back than the stack's TrainingDays allows.
+    let trainer_env = env_of("Trainer").with("TRAINING_DAYS", "3650").unwrap();
     let trainer_log = logs.join("trainer.log");
     let (trainer_process, trainer_init) = trainer
         .spawn(
             &binary("trainer"),
-            &env(&[
-                ("TRAINING_DAYS", "3650"),
-                ("METRICS_NAMESPACE", "sdp/models"),
-            ]),
+            &function_env(&moto, &trainer_env),
             &trainer_log,
         )
         .unwrap();

@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 
 use sdp_scenarios::fixtures::integration_scenario;
 
-mod common;
-use common::{data_dir, Local};
+use crate::common::{data_dir, Local};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -127,8 +126,25 @@ fn the_integration_scenario_is_counted_exactly_and_survives_a_restart() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(totals(&local, campaign), (100, 60, 25));
 
-    // The raw lake under the data directory: every accepted event in `bcns`, and the joined
-    // impressions and clicks with their bid's campaign; compacted, exactly 60 and 25 rows.
+    // A second `sdp local` on the same data directory is refused, naming the reason.
+    let second = Command::new(env!("CARGO_BIN_EXE_sdp"))
+        .args(["local", "--port", "0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("is in use by another process (is another `sdp local` running"),
+        "{stderr}"
+    );
+
+    // A clean stop, then a restart on the same directory: the same counts, none twice.
+    assert!(local.stop().success());
+    // The raw lake under the data directory, once a clean stop has processed the log to its end
+    // (a batch is counted before it is landed, so a report can be ahead of the lake for a
+    // moment): every accepted event in `bcns`, and the joined impressions and clicks with their
+    // bid's campaign; compacted, exactly 60 and 25 rows.
     let raw = |dataset: &str| -> Vec<(String, Vec<u8>)> {
         let mut files = Vec::new();
         let mut dirs = vec![dir.join("lake/raw").join(dataset)];
@@ -171,21 +187,6 @@ fn the_integration_scenario_is_counted_exactly_and_survives_a_restart() {
     assert_eq!(first_row["campaign_item_id"], campaign, "{first_row}");
     assert_eq!(first_row["domain"], "www.google.com", "{first_row}");
 
-    // A second `sdp local` on the same data directory is refused, naming the reason.
-    let second = Command::new(env!("CARGO_BIN_EXE_sdp"))
-        .args(["local", "--port", "0", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(second.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        stderr.contains("is in use by another process (is another `sdp local` running"),
-        "{stderr}"
-    );
-
-    // A clean stop, then a restart on the same directory: the same counts, none twice.
-    assert!(local.stop().success());
     let local = Local::start(&dir);
     assert_eq!(totals(&local, campaign), (100, 60, 25));
     assert!(local.stop().success());
@@ -364,7 +365,7 @@ fn predict(local: &Local, campaign: &str, domain: &str) -> f64 {
 #[test]
 fn predictions_answer_from_the_start_and_learn_from_the_lake() {
     let dir = data_dir("predict");
-    let local = Local::start_with(&dir, &["--train-every", "1"]);
+    let local = Local::start_with(&dir, &["--train-every", "1", "--compact-every", "1"]);
     // The bootstrap model: an answer in the documented shape before any data.
     assert_eq!(predict(&local, "1", "win.example"), 0.5);
     let (status, text) = post(
@@ -376,6 +377,13 @@ fn predictions_answer_from_the_start_and_learn_from_the_lake() {
     assert!(text.contains(r#""field":"winPrice""#), "{text}");
 
     // Campaign 1's bids on win.example all win an impression; campaign 2's on lose.example none.
+    // Two hours ago: training reads the compacted lake, as the trainer Lambda does, and an hour
+    // is compacted once it has closed.
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 2 * 3_600_000;
     let mut requests = Vec::new();
     for i in 0..300 {
         let (campaign, domain) = if i % 2 == 0 {
@@ -387,13 +395,13 @@ fn predictions_answer_from_the_start_and_learn_from_the_lake() {
         requests.push((
             "bid",
             json!({"tx_id": tx, "app_uid": "u", "campaign_item_id": campaign, "domain": domain,
-                   "creative_id": "c", "creative_category": "cat", "win_price": 100})
+                   "creative_id": "c", "creative_category": "cat", "win_price": 100, "ts": ts})
             .to_string(),
         ));
         if campaign == 1 {
             requests.push((
                 "impression",
-                json!({"tx_id": tx, "win_price": 90}).to_string(),
+                json!({"tx_id": tx, "win_price": 90, "ts": ts + 1_000}).to_string(),
             ));
         }
     }
@@ -460,6 +468,20 @@ fn query_rows(dir: &Path, sql: &str) -> Vec<Value> {
     serde_json::from_str::<Vec<Value>>(stdout.trim()).unwrap()
 }
 
+/// Polls a one-statement query until it answers `expected`: the lake follows the reports (a batch
+/// is counted, then landed; an hour is compacted when it has closed), so it may lag them a moment.
+fn query_until(dir: &Path, sql: &str, expected: &[Value]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = query_rows(dir, sql);
+        if rows == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql} stayed at {rows:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn sdp_query_answers_sql_over_the_lake_that_agrees_with_the_reports() {
     let dir = data_dir("query");
@@ -494,12 +516,12 @@ fn sdp_query_answers_sql_over_the_lake_that_agrees_with_the_reports() {
     );
 
     // The raw layer: every accepted event, the joined impressions with their campaign.
-    let rows = query_rows(
+    query_until(
         &dir,
         &format!("SELECT (SELECT count(*) FROM raw_bcns WHERE tx_id LIKE 'it-{campaign}-%') AS events, \
                   (SELECT count(DISTINCT tx_id) FROM raw_impressions WHERE campaign_item_id = {campaign}) AS imps"),
+        &[json!({"events": requests.len(), "imps": 60})],
     );
-    assert_eq!(rows, [json!({"events": requests.len(), "imps": 60})]);
 
     // The Parquet layer, once the compactor has been through the closed hours: every accepted
     // event (a client's retry is an event of its own, with its own receive time), the joined
@@ -509,28 +531,18 @@ fn sdp_query_answers_sql_over_the_lake_that_agrees_with_the_reports() {
         "SELECT sum(bids) AS bids, sum(imps) AS imps, sum(clicks) AS clicks \
          FROM parquet_aggregates WHERE campaign_item_id = {campaign}"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows = query_rows(&dir, &totals_sql);
-        if rows == [json!({"bids": 100, "imps": 60, "clicks": 25})] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "parquet_aggregates stayed at {rows:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let rows = query_rows(
+    query_until(
+        &dir,
+        &totals_sql,
+        &[json!({"bids": 100, "imps": 60, "clicks": 25})],
+    );
+    query_until(
         &dir,
         &format!("SELECT (SELECT count(*) FROM parquet_bcns WHERE tx_id LIKE 'it-{campaign}-%') AS events, \
                   (SELECT count(DISTINCT concat(tx_id, '/', type)) FROM parquet_bcns WHERE tx_id LIKE 'it-{campaign}-%') AS distinct_events, \
                   (SELECT count(*) FROM parquet_impressions WHERE campaign_item_id = {campaign}) AS imps, \
                   (SELECT count(*) FROM parquet_clicks WHERE campaign_item_id = {campaign} AND domain = 'www.google.com') AS clicks"),
-    );
-    assert_eq!(
-        rows,
-        [json!({"events": requests.len(), "distinct_events": 185, "imps": 60, "clicks": 25})]
+        &[json!({"events": requests.len(), "distinct_events": 185, "imps": 60, "clicks": 25})],
     );
     let by_hour = query_rows(
         &dir,

@@ -198,14 +198,12 @@ fn duckdb_reads_exactly_the_rows_and_types_the_compactor_wrote() {
 
 #[test]
 fn glue_parquet_tables_declare_exactly_the_columns_of_the_compacted_files() {
-    let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &sdp::render::render_platform(
-            &sdp::templates::embedded(),
-            &sdp::regions::load("us-west-2").unwrap(),
-        )
-        .unwrap(),
+    let template = sdp::render::render_platform(
+        &sdp::templates::embedded(),
+        &sdp::regions::load("us-west-2").unwrap(),
     )
-    .unwrap();
+    .unwrap()
+    .document;
     let declared: BTreeMap<String, Vec<(String, String)>> = template["Resources"]
         .as_mapping()
         .unwrap()

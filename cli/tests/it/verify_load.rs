@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use sdp_scenarios::fake_platform::{FakePlatform, Faults};
 
-mod common;
-use common::{data_dir, Local};
+use crate::common::{data_dir, Local};
 
 /// Runs `sdp` with `args`, as a CI step would (no terminal, `CI` set); (exit code, stdout, stderr).
 fn sdp(args: &[String]) -> (i32, String, String) {

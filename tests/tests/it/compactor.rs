@@ -1,8 +1,11 @@
-//! The compactor handler against moto S3, in the bucket the template creates, on gzipped raw
-//! objects as Firehose lands them: closed partitions become Parquet that DuckDB reads back with
-//! exactly the expected rows and types; a rerun changes nothing; late data is merged into the
-//! same bytes a compaction of everything at once gives; expired raw objects change nothing;
-//! concurrent runs write one generation; a corrupt line is reported and the rest kept.
+//! Compaction (`sdp_app::compaction`), each test body run twice: against moto S3, in the bucket
+//! the template creates, as the compactor Lambda runs it, and against a local directory
+//! (`sdp_fs::FsObjects`), as `sdp local` runs it. On gzipped raw objects as Firehose lands them:
+//! closed partitions become Parquet that DuckDB reads back with exactly the expected rows and
+//! types; a rerun changes nothing; late data is merged into the same bytes a compaction of
+//! everything at once gives; expired raw objects change nothing; concurrent runs write one
+//! generation; a stale lock is cleared; a corrupt line is reported and the rest kept. And the two
+//! stores, given the same raw objects, hold the same Parquet bytes and the same manifests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -11,33 +14,52 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use sdp_aws::s3::{Fetched, Precondition};
+use sdp_app::compaction::{self, CompactionSettings};
 use sdp_aws::S3Objects;
 use sdp_core::lake::{Dataset, DATASETS};
-use sdp_functions::compactor::{self, CompactorSettings};
-use sdp_scenarios::platform::{deploy_platform, s3_client, sdk_config};
-use sdp_scenarios::{duckdb, MotoServer};
+use sdp_core::ports::{Fetched, ObjectStore, Precondition};
+use sdp_fs::FsObjects;
+use sdp_scenarios::platform::lake_bucket_on_moto;
+use sdp_scenarios::{duckdb, on_both_stores, MotoServer};
 
 /// 2026-11-22T00:00:00Z, the day of the raw objects.
 const DAY_MS: i64 = 1_795_305_600_000;
 /// The runs' clock: 2026-11-22T13:00Z. Hours 10 and 11 are closed; hour 12 closes at 13:20.
 const NOW_MS: i64 = DAY_MS + 13 * 3_600_000;
 
-struct Lake {
-    _moto: MotoServer,
-    objects: S3Objects,
+/// A lake's object store, and what keeps it alive.
+struct Lake<O> {
+    objects: O,
+    _moto: Option<MotoServer>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-async fn lake() -> Lake {
-    let moto = MotoServer::start().unwrap();
-    let config = sdk_config(&moto.endpoint, "us-west-2").await;
-    let platform = deploy_platform(&config, "lake").await.unwrap();
-    let objects = S3Objects::new(s3_client(&config), platform.resource("DataBucket").unwrap());
+/// The bucket of a stack deployed on moto.
+async fn on_s3() -> Lake<S3Objects> {
+    let (moto, objects) = lake_bucket_on_moto("lake").await.unwrap();
     Lake {
-        _moto: moto,
         objects,
+        _moto: Some(moto),
+        _dir: None,
     }
 }
+
+/// A lake directory, as `sdp local` keeps one.
+fn on_a_directory() -> Lake<FsObjects> {
+    let dir = tempfile::tempdir().unwrap();
+    Lake {
+        objects: FsObjects::new(dir.path().join("lake")),
+        _moto: None,
+        _dir: Some(dir),
+    }
+}
+
+on_both_stores!(
+    closed_partitions_become_exact_parquet_and_a_rerun_changes_nothing,
+    late_data_merges_into_the_bytes_of_one_compaction_and_expired_raw_changes_nothing,
+    concurrent_runs_write_one_generation_and_a_dead_runs_lock_is_cleared,
+    a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_them_all,
+);
 
 fn dataset(name: &str) -> &'static Dataset {
     DATASETS.iter().find(|d| d.name == name).unwrap()
@@ -65,7 +87,13 @@ fn snapshot(campaign: i64, period: &str, bids: i64, imps: i64) -> String {
 }
 
 /// Lands `lines` as one gzipped raw object of `dataset`, hour `hour` of the test day; its key.
-async fn land(lake: &Lake, dataset: &str, hour: u32, name: &str, lines: &[String]) -> String {
+async fn land<O: ObjectStore>(
+    lake: &Lake<O>,
+    dataset: &str,
+    hour: u32,
+    name: &str,
+    lines: &[String],
+) -> String {
     let key = format!("raw/{dataset}/dt=2026-11-22/hour={hour:02}/sdp-raw-{dataset}-{name}.gz");
     lake.objects
         .put(
@@ -80,7 +108,11 @@ async fn land(lake: &Lake, dataset: &str, hour: u32, name: &str, lines: &[String
 }
 
 /// The Parquet partition's objects: name → ETag.
-async fn partition(lake: &Lake, dataset: &str, hour: u32) -> BTreeMap<String, String> {
+async fn partition<O: ObjectStore>(
+    lake: &Lake<O>,
+    dataset: &str,
+    hour: u32,
+) -> BTreeMap<String, String> {
     let prefix = format!("parquet/{dataset}/dt=2026-11-22/hour={hour:02}/");
     lake.objects
         .list(&prefix)
@@ -92,7 +124,7 @@ async fn partition(lake: &Lake, dataset: &str, hour: u32) -> BTreeMap<String, St
 }
 
 /// The one Parquet file of a partition: its bytes.
-async fn file(lake: &Lake, dataset: &str, hour: u32) -> Vec<u8> {
+async fn file<O: ObjectStore>(lake: &Lake<O>, dataset: &str, hour: u32) -> Vec<u8> {
     let files: Vec<String> = partition(lake, dataset, hour)
         .await
         .into_keys()
@@ -111,10 +143,12 @@ async fn file(lake: &Lake, dataset: &str, hour: u32) -> Vec<u8> {
 
 /// The file as DuckDB reads it.
 fn read(bytes: &[u8]) -> duckdb::FileAsRead {
+    // Both stores' tests may read the same bytes at once: each read has a file of its own.
+    static READS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
-        "sdp-compactor-{}-{}.parquet",
+        "sdp-compaction-{}-{}.parquet",
         std::process::id(),
-        sdp_core::model::stable_hash(bytes)
+        READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::write(&path, bytes).unwrap();
     let read = duckdb::read(&[&path]).unwrap().remove(0);
@@ -122,14 +156,14 @@ fn read(bytes: &[u8]) -> duckdb::FileAsRead {
     read
 }
 
-async fn run(lake: &Lake, now_ms: i64) -> Value {
-    compactor::run(&lake.objects, &CompactorSettings::default(), now_ms)
+async fn run<O: ObjectStore>(lake: &Lake<O>, now_ms: i64) -> Value {
+    compaction::run(&lake.objects, &CompactionSettings::default(), now_ms)
         .await
         .unwrap()
 }
 
 /// The manifest of a Parquet partition.
-async fn manifest(lake: &Lake, dataset: &str, hour: u32) -> Value {
+async fn manifest<O: ObjectStore>(lake: &Lake<O>, dataset: &str, hour: u32) -> Value {
     let key = format!("parquet/{dataset}/dt=2026-11-22/hour={hour:02}/_manifest.json");
     match lake.objects.get(&key, None).await.unwrap() {
         Fetched::Found(object) => serde_json::from_slice(&object.bytes).unwrap(),
@@ -137,9 +171,9 @@ async fn manifest(lake: &Lake, dataset: &str, hour: u32) -> Value {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn closed_partitions_become_exact_parquet_and_a_rerun_changes_nothing() {
-    let lake = lake().await;
+async fn closed_partitions_become_exact_parquet_and_a_rerun_changes_nothing<O: ObjectStore>(
+    lake: Lake<O>,
+) {
     let ten = [bid("a", 10, 7), bid("b", 10, 8)];
     land(&lake, "bcns", 10, "1", &ten).await;
     // A redelivery of one line, as Firehose may make.
@@ -260,9 +294,11 @@ async fn closed_partitions_become_exact_parquet_and_a_rerun_changes_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn late_data_merges_into_the_bytes_of_one_compaction_and_expired_raw_changes_nothing() {
-    let lake = lake().await;
+async fn late_data_merges_into_the_bytes_of_one_compaction_and_expired_raw_changes_nothing<
+    O: ObjectStore,
+>(
+    lake: Lake<O>,
+) {
     let early = land(&lake, "bcns", 10, "1", &[bid("a", 10, 7), bid("b", 10, 8)]).await;
     run(&lake, NOW_MS).await;
     let first = partition(&lake, "bcns", 10).await;
@@ -305,9 +341,9 @@ async fn late_data_merges_into_the_bytes_of_one_compaction_and_expired_raw_chang
     assert_eq!(partition(&lake, "bcns", 10).await, second);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_runs_write_one_generation_and_a_dead_runs_lock_is_cleared() {
-    let lake = lake().await;
+async fn concurrent_runs_write_one_generation_and_a_dead_runs_lock_is_cleared<O: ObjectStore>(
+    lake: Lake<O>,
+) {
     for hour in [9, 10, 11] {
         let lines: Vec<String> = (0..50)
             .map(|i| bid(&format!("t{hour}-{i}"), i64::from(hour), i))
@@ -341,8 +377,8 @@ async fn concurrent_runs_write_one_generation_and_a_dead_runs_lock_is_cleared() 
         "{one} {other} {leftover}"
     );
 
-    // A lock left by a run that died: fresh, the partition is skipped; old, it is cleared, and the
-    // next run compacts.
+    // A lock left by a run that died: fresh, the partition is skipped; old, it is taken over (a
+    // write conditional on its entity tag) and the partition compacted in the same run.
     land(&lake, "bcns", 9, "2", &[bid("late", 9, 1)]).await;
     let lock = "parquet/bcns/dt=2026-11-22/hour=09/_compacting";
     lake.objects
@@ -362,18 +398,15 @@ async fn concurrent_runs_write_one_generation_and_a_dead_runs_lock_is_cleared() 
         json!(["parquet/bcns/dt=2026-11-22/hour=09/"]),
         "{held}"
     );
-    let cleared = run(&lake, now.max(NOW_MS) + 17 * 60_000).await;
-    assert_eq!(
-        cleared["busy"],
-        json!(["parquet/bcns/dt=2026-11-22/hour=09/"]),
-        "{cleared}"
-    );
-    let merged = run(&lake, now.max(NOW_MS) + 17 * 60_000).await;
-    assert_eq!(merged["compacted"][0]["rows"], 51, "{merged}");
+    let taken_over = run(&lake, now.max(NOW_MS) + 17 * 60_000).await;
+    assert_eq!(taken_over["busy"], json!([]), "{taken_over}");
+    assert_eq!(taken_over["compacted"][0]["rows"], 51, "{taken_over}");
+    let names = partition(&lake, "bcns", 9).await;
+    assert!(!names.keys().any(|n| n == "_compacting"), "{names:?}");
 }
 
 /// The rows of hour 10's bcns `files`, read by DuckDB in the order given.
-async fn rows_in(lake: &Lake, files: &[String]) -> Vec<Value> {
+async fn rows_in<O: ObjectStore>(lake: &Lake<O>, files: &[String]) -> Vec<Value> {
     let mut rows = Vec::new();
     for name in files {
         let key = format!("parquet/bcns/dt=2026-11-22/hour=10/{name}");
@@ -388,12 +421,14 @@ async fn rows_in(lake: &Lake, files: &[String]) -> Vec<Value> {
 /// A partition larger than the target file size becomes several files, each a consecutive range
 /// of the sort order; late data replaces the whole generation, and a manifest naming a file that
 /// is gone stops the run instead of dropping that file's rows.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_them_all() {
-    let lake = lake().await;
-    let small_files = CompactorSettings {
+async fn a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_them_all<
+    O: ObjectStore,
+>(
+    lake: Lake<O>,
+) {
+    let small_files = CompactionSettings {
         target_file_bytes: 16 * 1024,
-        ..CompactorSettings::default()
+        ..CompactionSettings::default()
     };
     let bids = |from: usize, to: usize| -> Vec<String> {
         (from..to)
@@ -407,7 +442,7 @@ async fn a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_the
     ] {
         land(&lake, "bcns", 10, name, &bids(range.start, range.end)).await;
     }
-    let summary = compactor::run(&lake.objects, &small_files, NOW_MS)
+    let summary = compaction::run(&lake.objects, &small_files, NOW_MS)
         .await
         .unwrap();
     let first = manifest(&lake, "bcns", 10).await;
@@ -440,7 +475,7 @@ async fn a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_the
     // Late data, with a redelivered line: one new generation, and none of the old files left.
     let late = [bid("tx-late", 10, 3), bid("tx-000005", 10, 5)];
     land(&lake, "bcns", 10, "4", &late).await;
-    let summary = compactor::run(&lake.objects, &small_files, NOW_MS + 600_000)
+    let summary = compaction::run(&lake.objects, &small_files, NOW_MS + 600_000)
         .await
         .unwrap();
     assert_eq!(summary["compacted"][0]["rows"], 30_001, "{summary}");
@@ -463,7 +498,7 @@ async fn a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_the
     let gone = format!("parquet/bcns/dt=2026-11-22/hour=10/{}", second[1]);
     lake.objects.delete(&gone).await.unwrap();
     land(&lake, "bcns", 10, "5", &[bid("tx-later", 10, 4)]).await;
-    let err = compactor::run(&lake.objects, &small_files, NOW_MS + 1_200_000)
+    let err = compaction::run(&lake.objects, &small_files, NOW_MS + 1_200_000)
         .await
         .unwrap_err()
         .to_string();
@@ -474,4 +509,66 @@ async fn a_large_hour_is_cut_into_files_in_sort_order_and_late_data_replaces_the
     let after: Vec<String> =
         serde_json::from_value(manifest(&lake, "bcns", 10).await["files"].clone()).unwrap();
     assert_eq!(after, second, "the manifest is unchanged");
+}
+
+/// Lands the same raw objects (two hours of bids, one with a corrupt line, and aggregate
+/// snapshots), compacts, and returns every object under `parquet/` with its bytes.
+async fn compacted_lake<O: ObjectStore>(lake: &Lake<O>) -> (Value, BTreeMap<String, Vec<u8>>) {
+    land(lake, "bcns", 10, "1", &[bid("a", 10, 7), bid("b", 10, 8)]).await;
+    land(lake, "bcns", 10, "2", &[bid("a", 10, 7), bid("c", 10, 7)]).await;
+    land(
+        lake,
+        "bcns",
+        11,
+        "1",
+        &[bid("d", 11, 9), "{\"tx_id\": oops".into()],
+    )
+    .await;
+    land(
+        lake,
+        "aggregates",
+        10,
+        "1",
+        &[
+            snapshot(7, "2026-11-22 10:00:00.000", 1, 0),
+            snapshot(7, "2026-11-22 10:00:00.000", 3, 1),
+        ],
+    )
+    .await;
+    let summary = run(lake, NOW_MS).await;
+    let mut objects = BTreeMap::new();
+    for listed in lake.objects.list("parquet/").await.unwrap() {
+        let Fetched::Found(object) = lake.objects.get(&listed.key, None).await.unwrap() else {
+            panic!("{} is missing", listed.key);
+        };
+        objects.insert(listed.key, object.bytes);
+    }
+    (summary, objects)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_directory_and_s3_given_the_same_raw_objects_hold_the_same_parquet_and_manifests() {
+    let (s3, local) = (on_s3().await, on_a_directory());
+    let (on_s3, in_s3) = compacted_lake(&s3).await;
+    let (on_disk, on_directory) = compacted_lake(&local).await;
+    let names = |objects: &BTreeMap<String, Vec<u8>>| objects.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&in_s3), names(&on_directory));
+    assert_eq!(
+        names(&in_s3)
+            .iter()
+            .filter(|k| k.ends_with("/_manifest.json"))
+            .count(),
+        3,
+        "{:?}",
+        names(&in_s3)
+    );
+    for (key, bytes) in &in_s3 {
+        assert!(
+            on_directory[key] == *bytes,
+            "{key} differs:\n{}\n{}",
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(&on_directory[key])
+        );
+    }
+    assert_eq!(on_s3, on_disk, "the runs' summaries differ");
 }

@@ -1,4 +1,5 @@
-//! The model store under the bucket's `models/` prefix:
+//! The model store under the lake's `models/` prefix, on any [`ObjectStore`] (the S3 bucket, or
+//! `sdp local`'s lake directory):
 //!
 //! - `models/current.json`: the serving model. Promotion is one conditional PUT of it, so the
 //!   predict function sees the old model or the new one, never a mix, and two trainers racing
@@ -9,19 +10,28 @@
 //!   it retrains only when new data has landed since).
 
 use sdp_core::model::Model;
-use sdp_core::ports::StoreError;
-
-use crate::error::permanent;
-use crate::s3::{Fetched, Precondition, S3Objects, Written};
+use sdp_core::ports::{Fetched, ObjectStore, Precondition, StoreError, Written};
 
 /// Promoted versions kept.
 pub const KEEP: usize = 5;
 
 const JSON: &str = "application/json";
 
+/// The model that serves before any is promoted: no information, every bid scores 0.5.
+pub fn bootstrap() -> Model {
+    Model::constant(0.5)
+}
+
+fn permanent(message: String) -> StoreError {
+    StoreError::Permanent {
+        message,
+        source: None,
+    }
+}
+
 #[derive(Debug, Clone)]
-pub struct S3ModelStore {
-    objects: S3Objects,
+pub struct ModelStore<O> {
+    objects: O,
     prefix: String,
 }
 
@@ -48,10 +58,10 @@ pub enum Promotion {
     Superseded,
 }
 
-impl S3ModelStore {
-    /// The store under `prefix` (`models/`) of `objects`' bucket.
-    pub fn new(objects: S3Objects, prefix: impl Into<String>) -> S3ModelStore {
-        S3ModelStore {
+impl<O: ObjectStore> ModelStore<O> {
+    /// The store under `prefix` (`models/`) of `objects`.
+    pub fn new(objects: O, prefix: impl Into<String>) -> ModelStore<O> {
+        ModelStore {
             objects,
             prefix: prefix.into(),
         }
@@ -79,14 +89,14 @@ impl S3ModelStore {
             Fetched::Found(object) => {
                 let model: Model = serde_json::from_slice(&object.bytes).map_err(|e| {
                     permanent(format!(
-                        "s3://{}/{key} is not a model file: {e}",
-                        self.objects.bucket()
+                        "{}/{key} is not a model file: {e}",
+                        self.objects.location()
                     ))
                 })?;
                 model.check().map_err(|e| {
                     permanent(format!(
-                        "s3://{}/{key} must not serve: {e}",
-                        self.objects.bucket()
+                        "{}/{key} must not serve: {e}",
+                        self.objects.location()
                     ))
                 })?;
                 Ok(Serving::Model {

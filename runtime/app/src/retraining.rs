@@ -1,29 +1,30 @@
-//! `trainer`: one retraining run over the compacted lake in S3.
+//! Retraining: one run over the compacted lake, by the trainer Lambda on S3 and by `sdp local` on
+//! its lake directory.
 //!
 //! The schedule fires it often (hourly by default), and it is debounced by data: a run that finds
 //! no `parquet_bcns` or `parquet_impressions` file newer than the last run's ends at once, so idle
 //! costs one listing. Otherwise it reads the last `TRAINING_DAYS` of both tables, runs one
 //! `sdp_core::retrain` round against the serving model, promotes a candidate that is not worse
-//! (`S3ModelStore::promote`), records the run in `models/last-run.json`, and emits the run's
-//! figures as CloudWatch metrics in the embedded metric format (a log line: no API call and no
-//! permission needed). Any failure fails the invocation: the schedule retries it and the failure
-//! alarm fires.
+//! (`ModelStore::promote`), records the run in `models/last-run.json`, and, given a namespace,
+//! prints the run's figures as CloudWatch metrics in the embedded metric format (a log line: no
+//! API call and no permission needed). Memory holds at most `max_bids` transactions, however large
+//! the lake. Any failure fails the run: the schedule retries it (and on AWS the failure alarm
+//! fires).
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use sdp_aws::models::{Promotion, Serving};
-use sdp_aws::s3::{Fetched, Listed};
-use sdp_aws::{S3ModelStore, S3Objects};
 use sdp_core::lake::{Format, DATASETS};
-use sdp_core::model::{stable_hash, Model};
-use sdp_core::ports::StoreError;
-use sdp_core::retrain::{round, LabelledBids, Round};
+use sdp_core::model::stable_hash;
+use sdp_core::ports::{Fetched, Listed, ObjectStore, StoreError};
+use sdp_core::retrain::{round, LabelledBids, Round, DEFAULT_MAX_BIDS};
 use sdp_core::train::TrainConfig;
 
-/// What a run needs besides its clients.
+use crate::models::{bootstrap, ModelStore, Promotion, Serving};
+
+/// What a run needs besides its stores.
 #[derive(Debug, Clone)]
-pub struct TrainerSettings {
+pub struct RetrainingSettings {
     /// Days of data, back from the run's date, that training reads.
     pub training_days: u32,
     pub config: TrainConfig,
@@ -34,18 +35,28 @@ pub struct TrainerSettings {
     pub max_bids: usize,
 }
 
+impl Default for RetrainingSettings {
+    /// The stack's defaults: two weeks of data, at most a million transactions, no metrics.
+    fn default() -> Self {
+        RetrainingSettings {
+            training_days: 14,
+            config: TrainConfig::default(),
+            metrics_namespace: None,
+            max_bids: DEFAULT_MAX_BIDS,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-pub enum TrainerError {
+pub enum RetrainingError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("s3://{bucket}/{key}: {source}")]
+    #[error("{location}/{key}: {source}")]
     Read {
-        bucket: String,
+        location: String,
         key: String,
         source: sdp_lake::training::ReadError,
     },
-    #[error("training failed: {0}")]
-    Training(String),
 }
 
 /// The first `dt` a run reads: `days` before `now_ms`'s date (UTC).
@@ -58,8 +69,8 @@ fn first_date(now_ms: i64, days: u32) -> String {
 }
 
 /// The compacted files of `dataset` from `first_date` on.
-async fn recent(
-    objects: &S3Objects,
+async fn recent<O: ObjectStore>(
+    objects: &O,
     dataset: &str,
     first_date: &str,
 ) -> Result<Vec<Listed>, StoreError> {
@@ -81,7 +92,7 @@ async fn recent(
         .collect())
 }
 
-async fn read(objects: &S3Objects, key: &str) -> Result<Bytes, TrainerError> {
+async fn read<O: ObjectStore>(objects: &O, key: &str) -> Result<Bytes, RetrainingError> {
     match objects.get(key, None).await? {
         Fetched::Found(object) => Ok(Bytes::from(object.bytes)),
         // Replaced by a newer compaction between the listing and now: the next run reads that.
@@ -90,12 +101,12 @@ async fn read(objects: &S3Objects, key: &str) -> Result<Bytes, TrainerError> {
 }
 
 /// One run at `now_ms`; the record it stored (also the invocation's answer).
-pub async fn run(
-    objects: &S3Objects,
-    models: &S3ModelStore,
-    settings: &TrainerSettings,
+pub async fn run<O: ObjectStore, M: ObjectStore>(
+    objects: &O,
+    models: &ModelStore<M>,
+    settings: &RetrainingSettings,
     now_ms: i64,
-) -> Result<Value, TrainerError> {
+) -> Result<Value, RetrainingError> {
     let first_date = first_date(now_ms, settings.training_days);
     let bcns = recent(objects, "bcns", &first_date).await?;
     let impressions = recent(objects, "impressions", &first_date).await?;
@@ -116,13 +127,13 @@ pub async fn run(
             "files": bcns.len() + impressions.len(),
             "data_through_ms": last_through,
         });
-        tracing::info!(%record, "trainer run skipped");
+        tracing::info!(%record, "retraining skipped");
         return Ok(record);
     }
 
     let (current, current_etag) = match models.serving(None).await? {
         Serving::Model { model, etag } => (model, Some(etag)),
-        Serving::NoneYet | Serving::Unchanged => (Model::constant(0.5), None),
+        Serving::NoneYet | Serving::Unchanged => (bootstrap(), None),
     };
     let mut data = LabelledBids::with_max_bids(settings.max_bids);
     for object in &bcns {
@@ -156,9 +167,9 @@ pub async fn run(
     let config = settings.config;
     let (bids, won, sample_rate) = (data.bids().len(), data.wins(), data.sample_rate());
     let serving_version = current.version.clone();
-    let outcome = tokio::task::spawn_blocking(move || round(&data, &current, &config, &version))
-        .await
-        .map_err(|e| TrainerError::Training(e.to_string()))?;
+    // CPU for seconds, on the caller's thread: a Lambda invocation has nothing else to serve, and
+    // `sdp local` runs its schedule on a thread of its own.
+    let outcome = round(&data, &current, &config, &version);
 
     let mut record = json!({
         "at_ms": now_ms,
@@ -198,20 +209,20 @@ pub async fn run(
         }
     };
     models.record_run(&record).await?;
-    tracing::info!(%record, "trainer run finished");
+    tracing::info!(%record, "retraining finished");
     if let Some(namespace) = &settings.metrics_namespace {
         println!("{}", metrics_line(namespace, now_ms, &record, promoted));
     }
     Ok(record)
 }
 
-fn read_error(
-    objects: &S3Objects,
+fn read_error<O: ObjectStore>(
+    objects: &O,
     key: &str,
     source: sdp_lake::training::ReadError,
-) -> TrainerError {
-    TrainerError::Read {
-        bucket: objects.bucket().to_owned(),
+) -> RetrainingError {
+    RetrainingError::Read {
+        location: objects.location(),
         key: key.to_owned(),
         source,
     }

@@ -15,7 +15,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use sdp_aws::{DynamoStore, FirehoseLake, KinesisLog};
+use sdp_core::events::Event;
 use sdp_core::join::JoinConfig;
+use sdp_core::landing::LandedRow;
+use sdp_core::ports::{LakeSink, StoreError};
 use sdp_functions::handlers;
 use sdp_scenarios::platform::{
     create_delivery_streams, deploy_platform, lines_under, read_stream, sdk_config, Platform,
@@ -81,6 +84,20 @@ impl Stack {
     }
 }
 
+/// A lake that takes every batch and keeps nothing: for tests of counting alone.
+struct NoLake;
+
+impl LakeSink for NoLake {
+    async fn deliver(
+        &self,
+        _batch: &str,
+        _events: &[Event],
+        _rows: &[LandedRow],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 fn join() -> JoinConfig {
     JoinConfig::from_minutes(2, 5, 5).unwrap()
 }
@@ -121,7 +138,7 @@ async fn the_originals_integration_scenario_counts_exactly_through_the_handlers(
     let mut batches: Vec<&[(String, String, Vec<u8>)]> = records.chunks(100).collect();
     batches.insert(1, batches[0]);
     for batch in batches {
-        let response = handlers::processor(&store, &join(), Some(&lake), kinesis_batch(batch))
+        let response = handlers::processor(&store, &join(), &lake, kinesis_batch(batch))
             .await
             .unwrap();
         assert!(response.batch_item_failures.is_empty());
@@ -195,7 +212,7 @@ async fn a_poison_record_is_reported_alone_while_the_good_records_of_its_batch_c
         ("99999".into(), "poison".into(), b"{not an event".to_vec()),
     );
 
-    let response = handlers::processor(&stack.store(), &join(), None, kinesis_batch(&records))
+    let response = handlers::processor(&stack.store(), &join(), &NoLake, kinesis_batch(&records))
         .await
         .unwrap();
     let failed: Vec<Option<String>> = response

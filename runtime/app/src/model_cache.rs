@@ -1,25 +1,22 @@
-//! The predict function's model: read from S3 once, then kept, and checked for a newer promotion
-//! at most every `refresh` with a conditional GET (`If-None-Match`: an unchanged model costs a
-//! 304 and no body). Until a model is promoted the bootstrap serves, so predictions answer from
-//! the first request after deploy. If S3 fails, the model in hand keeps serving: a stale model is
-//! better than no answer, and the error is logged.
+//! The serving model of the predictions API (the predict Lambda's, and `sdp local`'s): read from
+//! the model store once, then kept, and checked for a newer promotion at most every `refresh` with
+//! a conditional GET (`If-None-Match`: an unchanged model costs a 304 and no body on S3). Until a
+//! model is promoted the bootstrap serves, so predictions answer from the first request after
+//! deploy. If the store fails, the model in hand keeps serving: a stale model is better than no
+//! answer, and the error is logged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use sdp_aws::models::Serving;
-use sdp_aws::S3ModelStore;
 use sdp_core::model::Model;
+use sdp_core::ports::ObjectStore;
 
-/// The model that serves before any is promoted: no information, every bid scores 0.5.
-pub fn bootstrap() -> Model {
-    Model::constant(0.5)
-}
+use crate::models::{bootstrap, ModelStore, Serving};
 
-pub struct ModelCache {
-    store: S3ModelStore,
+pub struct ModelCache<O> {
+    store: ModelStore<O>,
     refresh: Duration,
     state: Mutex<State>,
 }
@@ -30,8 +27,8 @@ struct State {
     checked: Option<Instant>,
 }
 
-impl ModelCache {
-    pub fn new(store: S3ModelStore, refresh: Duration) -> ModelCache {
+impl<O: ObjectStore> ModelCache<O> {
+    pub fn new(store: ModelStore<O>, refresh: Duration) -> ModelCache<O> {
         ModelCache {
             store,
             refresh,

@@ -1,9 +1,11 @@
-//! The trainer and predict handlers against moto S3, in the bucket the template creates, on a lake
-//! of real Parquet files (compacted by `sdp-lake` from JSON lines of bids drawn from a known
-//! logistic world): the trainer promotes a model learned from the lake and predict starts serving
-//! it; a run with no new data does nothing; a worse candidate is not promoted; a stale promotion
-//! stands down; predict answers real API Gateway events with the documented shape and 400s, and a
-//! broken model file never serves.
+//! Retraining, the model store and the model cache (`sdp-app`), each test body run twice: against
+//! moto S3, in the bucket the template creates, as the trainer and predict Lambdas run them, and
+//! against a local directory, as `sdp local` does. On a lake of real Parquet files (compacted by
+//! `sdp-lake` from JSON lines of bids drawn from a known logistic world): a run promotes a model
+//! learned from the lake and the cache starts serving it; a run with no new data does nothing; a
+//! worse candidate is not promoted; a stale promotion stands down; a broken model file never
+//! serves; a lake beyond the limit is learned from a sample. And the predict handler answers real
+//! API Gateway events with the documented shape and 400s.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -13,45 +15,67 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use serde_json::{json, Map, Value};
 
-use sdp_aws::models::{Promotion, Serving};
-use sdp_aws::s3::Precondition;
-use sdp_aws::{S3ModelStore, S3Objects};
+use std::sync::Arc;
+
+use sdp_app::model_cache::ModelCache;
+use sdp_app::models::{ModelStore, Promotion, Serving};
+use sdp_app::retraining::{self, RetrainingSettings};
+use sdp_aws::S3Objects;
 use sdp_core::model::{hour_of_day, BidFeatures, Model};
+use sdp_core::ports::{ObjectStore, Precondition};
 use sdp_core::synthetic::{Rng, World};
 use sdp_core::train::{train, Example, TrainConfig};
+use sdp_fs::FsObjects;
 use sdp_functions::handlers;
-use sdp_functions::model_cache::ModelCache;
-use sdp_functions::trainer::{self, TrainerSettings};
-use sdp_scenarios::platform::{deploy_platform, s3_client, sdk_config};
+use sdp_scenarios::platform::lake_bucket_on_moto;
 use sdp_scenarios::synthetic_lake::{land, DAY_MS};
-use sdp_scenarios::{fixtures, MotoServer};
+use sdp_scenarios::{fixtures, on_both_stores, MotoServer};
 
 const VALID: &str = r#"{"campaignItemId":"3","domain":"d7.example","creativeId":"cr2","creativeCategory":"cat1","winPrice":120}"#;
 
 /// The runs' clock: the lake's day at 20:00, so every partition is within the training window.
 const NOW_MS: i64 = DAY_MS + 20 * 3_600_000;
 
-struct Lake {
-    _moto: MotoServer,
-    objects: S3Objects,
-    models: S3ModelStore,
+/// A lake's object store and its model store, and what keeps them alive.
+struct Lake<O> {
+    objects: O,
+    models: ModelStore<O>,
+    _moto: Option<MotoServer>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-async fn lake() -> Lake {
-    let moto = MotoServer::start().unwrap();
-    let config = sdk_config(&moto.endpoint, "us-west-2").await;
-    let platform = deploy_platform(&config, "models").await.unwrap();
-    let objects = S3Objects::new(s3_client(&config), platform.resource("DataBucket").unwrap());
-    let models = S3ModelStore::new(objects.clone(), "models/");
+/// The bucket of a stack deployed on moto.
+async fn on_s3() -> Lake<S3Objects> {
+    let (moto, objects) = lake_bucket_on_moto("models").await.unwrap();
     Lake {
-        _moto: moto,
+        models: ModelStore::new(objects.clone(), "models/"),
         objects,
-        models,
+        _moto: Some(moto),
+        _dir: None,
     }
 }
 
-fn settings() -> TrainerSettings {
-    TrainerSettings {
+/// A lake directory, as `sdp local` keeps one.
+fn on_a_directory() -> Lake<Arc<FsObjects>> {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(FsObjects::new(dir.path().join("lake")));
+    Lake {
+        models: ModelStore::new(Arc::clone(&objects), "models/"),
+        objects,
+        _moto: None,
+        _dir: Some(dir),
+    }
+}
+
+on_both_stores!(
+    a_run_promotes_a_model_learned_from_the_lake_and_the_cache_serves_it,
+    a_worse_candidate_is_not_promoted_and_a_stale_promotion_stands_down,
+    only_the_newest_versions_are_kept,
+    a_lake_beyond_the_limit_is_learned_from_a_sample_of_whole_transactions,
+);
+
+fn settings() -> RetrainingSettings {
+    RetrainingSettings {
         training_days: 14,
         config: TrainConfig {
             hash_bits: 14,
@@ -73,7 +97,8 @@ fn body(response: &ApiGatewayProxyResponse) -> Value {
     }
 }
 
-async fn score(cache: &ModelCache, request: &str) -> f64 {
+/// The predict handler's answer to `request`, checked for its shape; its score.
+async fn score(cache: &ModelCache<S3Objects>, request: &str) -> f64 {
     let response = handlers::predict(cache, predict_event(request)).await;
     assert_eq!(response.status_code, 200, "{:?}", response.body);
     let answer = body(&response);
@@ -83,6 +108,11 @@ async fn score(cache: &ModelCache, request: &str) -> f64 {
         .unwrap();
     assert_eq!(label, if score >= 0.5 { 1.0 } else { 0.0 }, "{answer}");
     score
+}
+
+/// The score of [`VALID`] by the model the cache serves now.
+async fn served<O: ObjectStore>(cache: &ModelCache<O>) -> f64 {
+    cache.model().await.score(&valid_bid())
 }
 
 /// The features of [`VALID`] at the hour of the predict handler's clock.
@@ -105,18 +135,19 @@ fn valid_bid() -> BidFeatures {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_trainer_promotes_a_model_learned_from_the_lake_and_predict_serves_it() {
-    let lake = lake().await;
+async fn a_run_promotes_a_model_learned_from_the_lake_and_the_cache_serves_it<O>(lake: Lake<O>)
+where
+    O: ObjectStore + Clone,
+{
     let cache = ModelCache::new(lake.models.clone(), Duration::ZERO);
     assert_eq!(
-        score(&cache, VALID).await,
+        served(&cache).await,
         0.5,
         "the bootstrap serves before any training"
     );
 
     // Nothing landed yet: the run trains nothing.
-    let record = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+    let record = retraining::run(&lake.objects, &lake.models, &settings(), NOW_MS)
         .await
         .unwrap();
     assert_eq!(record["outcome"], "not enough data", "{record}");
@@ -125,7 +156,7 @@ async fn the_trainer_promotes_a_model_learned_from_the_lake_and_predict_serves_i
     let landed = land(&lake.objects, &world, 1, 6_000, "first")
         .await
         .unwrap();
-    let record = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+    let record = retraining::run(&lake.objects, &lake.models, &settings(), NOW_MS)
         .await
         .unwrap();
     assert_eq!(record["outcome"], "promoted", "{record}");
@@ -144,17 +175,18 @@ async fn the_trainer_promotes_a_model_learned_from_the_lake_and_predict_serves_i
     let last_run = lake.models.last_run().await.unwrap().unwrap();
     assert_eq!(last_run, record);
 
-    // Predict picks the promotion up on its next check, and answers with the promoted model.
-    let served = score(&cache, VALID).await;
-    assert_ne!(served, 0.5);
+    // The cache picks the promotion up on its next check, and answers with the promoted model.
+    let now_served = served(&cache).await;
+    assert_ne!(now_served, 0.5);
+    assert_eq!(cache.model().await.version, model.version);
     assert!(
-        (served - model.score(&valid_bid())).abs() < 1e-12,
-        "predict answered {served}, the promoted model scores {}",
+        (now_served - model.score(&valid_bid())).abs() < 1e-12,
+        "the cache serves a model scoring {now_served}, the promoted model scores {}",
         model.score(&valid_bid())
     );
 
     // No new file since: the next run is a listing and nothing else.
-    let again = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS + 3_600_000)
+    let again = retraining::run(&lake.objects, &lake.models, &settings(), NOW_MS + 3_600_000)
         .await
         .unwrap();
     assert_eq!(again["outcome"], "no new data", "{again}");
@@ -172,18 +204,18 @@ async fn the_trainer_promotes_a_model_learned_from_the_lake_and_predict_serves_i
         )
         .await
         .unwrap();
-    assert_eq!(score(&cache, VALID).await, served);
+    assert_eq!(served(&cache).await, now_served);
     land(&lake.objects, &world, 2, 200, "second").await.unwrap();
-    let err = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+    let err = retraining::run(&lake.objects, &lake.models, &settings(), NOW_MS)
         .await
         .unwrap_err();
     let message = sdp_core::ports::with_causes(&err);
     assert!(message.contains("models/current.json"), "{message}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_worse_candidate_is_not_promoted_and_a_stale_promotion_stands_down() {
-    let lake = lake().await;
+async fn a_worse_candidate_is_not_promoted_and_a_stale_promotion_stands_down<O: ObjectStore>(
+    lake: Lake<O>,
+) {
     let world = World::new(&mut Rng(42));
 
     // Serving: a model that learned the same world from 40,000 bids.
@@ -202,7 +234,7 @@ async fn a_worse_candidate_is_not_promoted_and_a_stale_promotion_stands_down() {
 
     // The lake holds 400 bids of that world: a candidate from 320 of them is worse on the rest.
     land(&lake.objects, &world, 3, 400, "few").await.unwrap();
-    let record = trainer::run(&lake.objects, &lake.models, &settings(), NOW_MS)
+    let record = retraining::run(&lake.objects, &lake.models, &settings(), NOW_MS)
         .await
         .unwrap();
     assert_eq!(record["outcome"], "kept the serving model", "{record}");
@@ -240,9 +272,7 @@ async fn a_worse_candidate_is_not_promoted_and_a_stale_promotion_stands_down() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn only_the_newest_versions_are_kept() {
-    let lake = lake().await;
+async fn only_the_newest_versions_are_kept<O: ObjectStore>(lake: Lake<O>) {
     let mut etag = None;
     for i in 0..8 {
         let mut model = Model::constant(0.5);
@@ -261,7 +291,7 @@ async fn only_the_newest_versions_are_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn predict_answers_api_gateway_events_with_the_documented_shape_and_400s() {
-    let lake = lake().await;
+    let lake = on_s3().await;
     let cache = ModelCache::new(lake.models.clone(), Duration::from_secs(60));
     assert_eq!(score(&cache, VALID).await, 0.5);
     assert_eq!(
@@ -313,16 +343,16 @@ async fn predict_answers_api_gateway_events_with_the_documented_shape_and_400s()
 /// A lake with more transactions than a run may hold trains on a sample of whole transactions:
 /// the bound halves until the sample fits, bids and wins are kept or dropped together, and the
 /// model learned from the sample still beats the bootstrap.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lake_beyond_the_limit_is_learned_from_a_sample_of_whole_transactions() {
-    let lake = lake().await;
+async fn a_lake_beyond_the_limit_is_learned_from_a_sample_of_whole_transactions<O: ObjectStore>(
+    lake: Lake<O>,
+) {
     let world = World::new(&mut Rng(42));
     let landed = land(&lake.objects, &world, 1, 6_000, "big").await.unwrap();
-    let limited = TrainerSettings {
+    let limited = RetrainingSettings {
         max_bids: 2_000,
         ..settings()
     };
-    let record = trainer::run(&lake.objects, &lake.models, &limited, NOW_MS)
+    let record = retraining::run(&lake.objects, &lake.models, &limited, NOW_MS)
         .await
         .unwrap();
     assert_eq!(record["sample_rate"], 0.25, "{record}");

@@ -62,6 +62,17 @@ impl Local {
     }
 }
 
+/// A test that fails halfway must not leave its server running: it would hold the test run's
+/// output pipe open (and the data directory's lock) long after the test binary exited.
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A fresh directory for one test, named after it and this process.
 pub fn data_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sdp-local-{name}-{}", std::process::id()));

@@ -1,0 +1,7 @@
+//! The `sdp` binary end to end, one test binary (see tests/tests/it/main.rs for why one).
+
+mod common;
+mod deploy_lifecycle;
+mod local;
+mod render_command;
+mod verify_load;
