@@ -36,6 +36,9 @@ struct Tally {
     failures: BTreeMap<String, u64>,
     /// Microseconds from due time to answer.
     latency: Histogram<u64>,
+    /// The same, of the answers 200 alone: what a server that sheds load still gives the
+    /// requests it accepts.
+    accepted_latency: Histogram<u64>,
     /// Microseconds from due time to the task starting.
     send_lag: Histogram<u64>,
     last_answer: Option<Instant>,
@@ -71,6 +74,7 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
         statuses: BTreeMap::new(),
         failures: BTreeMap::new(),
         latency: histogram().map_err(|e| Failure::CouldNotRun(anyhow!("{e}")))?,
+        accepted_latency: histogram().map_err(|e| Failure::CouldNotRun(anyhow!("{e}")))?,
         send_lag: histogram().map_err(|e| Failure::CouldNotRun(anyhow!("{e}")))?,
         last_answer: None,
     }));
@@ -167,17 +171,24 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
 
     let tally = lock(&tally);
     let ms = |us: u64| us as f64 / 1000.0;
-    let percentiles = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)]
-        .map(|(name, q)| (name, ms(tally.latency.value_at_quantile(q))));
+    let quantiles = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)];
+    let percentiles = quantiles.map(|(name, q)| (name, ms(tally.latency.value_at_quantile(q))));
     let max = ms(tally.latency.max());
+    let accepted_percentiles =
+        quantiles.map(|(name, q)| (name, ms(tally.accepted_latency.value_at_quantile(q))));
+    let accepted_max = ms(tally.accepted_latency.max());
     let ok = found.is_empty() && mismatches.is_empty();
     match args.format {
         ReportFormat::Json => {
-            let latency: serde_json::Map<String, serde_json::Value> = percentiles
-                .iter()
-                .map(|(name, v)| ((*name).to_owned(), json!(v)))
-                .chain([("max".to_owned(), json!(max))])
-                .collect();
+            let as_json = |percentiles: &[(&str, f64)], max: f64| {
+                percentiles
+                    .iter()
+                    .map(|(name, v)| ((*name).to_owned(), json!(v)))
+                    .chain([("max".to_owned(), json!(max))])
+                    .collect::<serde_json::Map<String, serde_json::Value>>()
+            };
+            let latency = as_json(&percentiles, max);
+            let accepted_latency = as_json(&accepted_percentiles, accepted_max);
             println!(
                 "{}",
                 json!({
@@ -190,6 +201,7 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
                     "statuses": measured.statuses,
                     "unanswered": measured.failures,
                     "latency_ms": latency,
+                    "accepted_latency_ms": accepted_latency,
                     "send_lag_p99_ms": measured.send_lag_p99.as_secs_f64() * 1000.0,
                     "accepted": accepted_total,
                     "problems": found.iter().chain(mismatches.iter()).collect::<Vec<_>>(),
@@ -213,11 +225,18 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
                 statuses.join(", "),
                 measured.achieved()
             );
-            let line: Vec<String> = percentiles
-                .iter()
-                .map(|(name, v)| format!("{name} {v:.2} ms"))
-                .collect();
-            println!("latency    {}  max {max:.2} ms", line.join("  "));
+            let line = |percentiles: &[(&str, f64)]| {
+                percentiles
+                    .iter()
+                    .map(|(name, v)| format!("{name} {v:.2} ms"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            };
+            println!("latency    {}  max {max:.2} ms", line(&percentiles));
+            println!(
+                "  of 200s  {}  max {accepted_max:.2} ms",
+                line(&accepted_percentiles)
+            );
             println!(
                 "send lag   p99 {:.2} ms",
                 measured.send_lag_p99.as_secs_f64() * 1000.0
@@ -273,9 +292,11 @@ async fn arrival(
     let mut tally = lock(&tally);
     match answer {
         Ok(answer) => {
-            let _ = tally
-                .latency
-                .record(micros(now.saturating_duration_since(due)));
+            let latency = micros(now.saturating_duration_since(due));
+            let _ = tally.latency.record(latency);
+            if answer.status == 200 {
+                let _ = tally.accepted_latency.record(latency);
+            }
             *tally.statuses.entry(answer.status).or_default() += 1;
             tally.last_answer = Some(tally.last_answer.map_or(now, |t| t.max(now)));
             if answer.status == 200 {

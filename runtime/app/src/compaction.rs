@@ -147,78 +147,97 @@ pub async fn run<O: ObjectStore>(
     settings: &CompactionSettings,
     now_ms: i64,
 ) -> Result<Value, CompactionError> {
+    run_until(objects, settings, now_ms, &|| false).await
+}
+
+/// One run at `now_ms` that starts no partition once `out_of_time()` says so (a Lambda's deadline
+/// draws near): the partitions left are named under `deferred` in the summary, and the next run
+/// starts with them, since partitions run oldest hour first across every dataset, the order in
+/// which their raw objects expire.
+pub async fn run_until<O: ObjectStore>(
+    objects: &O,
+    settings: &CompactionSettings,
+    now_ms: i64,
+    out_of_time: &(dyn Fn() -> bool + Sync),
+) -> Result<Value, CompactionError> {
     let mut compacted = Vec::new();
     let mut swept = Vec::new();
     let mut busy = Vec::new();
+    let mut deferred = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
     let mut rejected = Vec::new();
-    for dataset in &DATASETS {
+    // (partition, dataset) → its raw objects and Parquet files.
+    let mut work: BTreeMap<(String, usize), (Vec<Listed>, Vec<String>)> = BTreeMap::new();
+    for (index, dataset) in DATASETS.iter().enumerate() {
         let raw_prefix = dataset.prefix(Format::Raw);
         let parquet_prefix = dataset.prefix(Format::Parquet);
-        let mut raw: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
         for object in objects.list(&raw_prefix).await? {
             if let Some(partition) = partition_of(&raw_prefix, &object.key) {
-                raw.entry(partition.to_owned()).or_default().push(object);
+                if closed(partition, now_ms, settings.close_after_ms) {
+                    work.entry((partition.to_owned(), index))
+                        .or_default()
+                        .0
+                        .push(object);
+                }
             }
         }
         // Every Parquet file of the dataset, by partition: one listing finds a generation that a
         // run which died before its deletes left behind.
-        let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for object in objects.list(&parquet_prefix).await? {
             if let Some(partition) = partition_of(&parquet_prefix, &object.key) {
                 let name = &object.key[parquet_prefix.len() + partition.len()..];
-                if name.starts_with("part-") {
-                    held.entry(partition.to_owned())
-                        .or_default()
-                        .push(name.to_owned());
+                if let Some((_, files)) = work.get_mut(&(partition.to_owned(), index)) {
+                    if name.starts_with("part-") {
+                        files.push(name.to_owned());
+                    }
                 }
             }
         }
-        for (partition, inputs) in raw {
-            if !closed(&partition, now_ms, settings.close_after_ms) {
+    }
+    for ((partition, index), (inputs, files)) in work {
+        let dataset = &DATASETS[index];
+        let target = format!("{}{partition}", dataset.prefix(Format::Parquet));
+        if out_of_time() {
+            deferred.push(target);
+            continue;
+        }
+        let partition = PartitionFiles {
+            target: &target,
+            inputs: &inputs,
+            files: &files,
+        };
+        // A partition that fails (a manifest naming a missing file, a corrupt object, a store
+        // error) fails alone: the others are not starved behind it until their raw expires.
+        let outcome = match compact_partition(objects, settings, dataset, &partition, now_ms).await
+        {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                let error = sdp_core::ports::with_causes(&err);
+                tracing::error!(partition = %target, %error, "compacting a partition failed");
+                failed.push((target, error));
                 continue;
             }
-            let target = format!("{parquet_prefix}{partition}");
-            let files = held.get(&partition).map(Vec::as_slice).unwrap_or_default();
-            let partition = PartitionFiles {
-                target: &target,
-                inputs: &inputs,
-                files,
-            };
-            // A partition that fails (a manifest naming a missing file, a corrupt object, a store
-            // error) fails alone: the others are not starved behind it until their raw expires.
-            let outcome = match compact_partition(objects, settings, dataset, &partition, now_ms)
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(err) => {
-                    let error = sdp_core::ports::with_causes(&err);
-                    tracing::error!(partition = %target, %error, "compacting a partition failed");
-                    failed.push((target, error));
-                    continue;
-                }
-            };
-            match outcome {
-                Outcome::UpToDate => {}
-                Outcome::Swept { removed } => swept.push(json!({
+        };
+        match outcome {
+            Outcome::UpToDate => {}
+            Outcome::Swept { removed } => swept.push(json!({
+                "partition": target,
+                "removed": removed,
+            })),
+            Outcome::Busy => busy.push(target),
+            Outcome::Compacted {
+                manifest,
+                new_inputs,
+                rejected: this_run,
+            } => {
+                rejected.extend(this_run);
+                compacted.push(json!({
                     "partition": target,
-                    "removed": removed,
-                })),
-                Outcome::Busy => busy.push(target),
-                Outcome::Compacted {
-                    manifest,
-                    new_inputs,
-                    rejected: this_run,
-                } => {
-                    rejected.extend(this_run);
-                    compacted.push(json!({
-                        "partition": target,
-                        "files": manifest.files,
-                        "rows": manifest.rows,
-                        "new_inputs": new_inputs,
-                        "rejected_lines": manifest.rejected_lines,
-                    }));
-                }
+                    "files": manifest.files,
+                    "rows": manifest.rows,
+                    "new_inputs": new_inputs,
+                    "rejected_lines": manifest.rejected_lines,
+                }));
             }
         }
     }
@@ -227,6 +246,7 @@ pub async fn run<O: ObjectStore>(
         "compacted": compacted,
         "swept": swept,
         "busy": busy,
+        "deferred": deferred,
         "rejected": rejected,
         "failed": failed
             .iter()
@@ -607,6 +627,50 @@ mod tests {
         );
         let summary = run_at(&objects, NOW_MS + 60_000).unwrap();
         assert_eq!(summary["compacted"][0]["partition"], PARTITION, "{summary}");
+    }
+
+    #[test]
+    fn a_run_out_of_time_starts_no_more_partitions_and_the_next_run_does_them_oldest_first() {
+        let objects = MemoryObjects::default();
+        for hour in [9, 10, 11] {
+            let key = format!("raw/bcns/dt=2026-11-22/hour={hour:02}/1.json");
+            let line = format!(
+                "{{\"tx_id\":\"t{hour}\",\"type\":\"bid\",\"ts\":{ts},\"received_at\":{ts},\
+                 \"campaign_item_id\":7,\"app_uid\":\"u\"}}\n",
+                ts = DAY_MS + hour * 3_600_000
+            );
+            objects.insert_at(&key, line.as_bytes(), DAY_MS);
+        }
+        // Time for one partition only.
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let out_of_time = || started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
+        let summary = ready(run_until(
+            &objects,
+            &CompactionSettings::default(),
+            NOW_MS,
+            &out_of_time,
+        ))
+        .unwrap();
+        let partition = |hour: i64| format!("parquet/bcns/dt=2026-11-22/hour={hour:02}/");
+        assert_eq!(
+            summary["compacted"][0]["partition"],
+            partition(9),
+            "{summary}"
+        );
+        assert_eq!(
+            summary["deferred"],
+            json!([partition(10), partition(11)]),
+            "{summary}"
+        );
+
+        let summary = run_at(&objects, NOW_MS + 60_000).unwrap();
+        let done: Vec<&str> = summary["compacted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["partition"].as_str())
+            .collect();
+        assert_eq!(done, [partition(10), partition(11)], "{summary}");
     }
 
     #[test]

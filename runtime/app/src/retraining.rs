@@ -20,6 +20,7 @@ use sdp_core::ports::{Fetched, Listed, ObjectStore, StoreError};
 use sdp_core::retrain::{round, LabelledBids, Round, DEFAULT_MAX_BIDS};
 use sdp_core::train::TrainConfig;
 
+use crate::metrics::{emf_line, Metric};
 use crate::models::{bootstrap, ModelStore, Promotion, Serving};
 
 /// What a run needs besides its stores.
@@ -231,38 +232,28 @@ fn read_error<O: ObjectStore>(
 /// The run's figures as one CloudWatch embedded-metric-format line. The candidate's metrics are
 /// there only if a candidate was trained (EMF takes numbers, not nulls).
 pub fn metrics_line(namespace: &str, now_ms: i64, record: &Value, promoted: bool) -> Value {
-    let mut names = vec!["TrainingBids", "ModelPromoted"];
-    let mut line = json!({
-        "Function": "trainer",
-        "TrainingBids": record["bids"].as_u64().unwrap_or(0),
-        "ModelPromoted": u8::from(promoted),
-    });
+    let mut metrics = vec![
+        Metric {
+            name: "TrainingBids",
+            value: json!(record["bids"].as_u64().unwrap_or(0)),
+            unit: "Count",
+        },
+        Metric {
+            name: "ModelPromoted",
+            value: json!(u8::from(promoted)),
+            unit: "Count",
+        },
+    ];
     for (name, field) in [("CandidateAuc", "auc"), ("CandidateLogLoss", "log_loss")] {
         if let Some(value) = record["candidate"][field].as_f64() {
-            line[name] = json!(value);
-            names.push(name);
+            metrics.push(Metric {
+                name,
+                value: json!(value),
+                unit: "None",
+            });
         }
     }
-    let metrics: Vec<Value> = names
-        .iter()
-        .map(|name| {
-            let unit = if name.starts_with("Candidate") {
-                "None"
-            } else {
-                "Count"
-            };
-            json!({"Name": name, "Unit": unit})
-        })
-        .collect();
-    line["_aws"] = json!({
-        "Timestamp": now_ms,
-        "CloudWatchMetrics": [{
-            "Namespace": namespace,
-            "Dimensions": [["Function"]],
-            "Metrics": metrics,
-        }],
-    });
-    line
+    emf_line(namespace, "trainer", now_ms, &metrics)
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ use crate::error::{backoff, classify, permanent, transient};
 
 /// DynamoDB's limits: items per transaction, keys per BatchGetItem.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+/// A transaction's request may not exceed 4 MB; chunks stay under this estimate of it (the
+/// states' JSON and a generous allowance per item for names, keys and numbers).
+const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+const ITEM_OVERHEAD_BYTES: usize = 512;
 const MAX_BATCH_GET_KEYS: usize = 100;
 /// Rounds for throttled keys or transactions that collided with another writer of an aggregate.
 const ATTEMPTS: u32 = 8;
@@ -120,10 +124,12 @@ impl DynamoStore {
         }
     }
 
-    /// Commits one chunk; returns the transactions whose condition failed (not applied).
-    async fn commit_chunk(&self, changes: &[StateChange]) -> Result<Vec<String>, StoreError> {
+    /// Commits one chunk: the transactions whose condition failed (conflicts) and those DynamoDB
+    /// refused for good (a `ValidationError`, e.g. an item over 400 KB) are left out and
+    /// reported; the rest of the chunk is committed.
+    async fn commit_chunk(&self, changes: &[StateChange]) -> Result<CommitOutcome, StoreError> {
         let mut live: Vec<&StateChange> = changes.iter().collect();
-        let mut conflicts = Vec::new();
+        let mut outcome = CommitOutcome::default();
         let mut attempt = 0;
         while !live.is_empty() {
             let items = self.transaction_items(&live)?;
@@ -135,27 +141,37 @@ impl DynamoStore {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok(conflicts),
+                Ok(_) => return Ok(outcome),
                 Err(err) => err,
             };
-            let reasons: Vec<Option<String>> = match err.as_service_error() {
+            let reasons: Vec<(Option<String>, Option<String>)> = match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
                     .cancellation_reasons()
                     .iter()
-                    .map(|r| r.code().map(str::to_owned))
+                    .map(|r| (r.code().map(str::to_owned), r.message().map(str::to_owned)))
                     .collect(),
                 _ => return Err(classify("DynamoDB TransactWriteItems", err)),
             };
-            // The state puts come first, one per change, in order: a failed condition there
-            // means the state moved on since it was read. Drop those and send the rest again.
-            let failed: BTreeSet<usize> = reasons
+            // The state puts come first, one per change, in order. A failed condition there means
+            // the state moved on since it was read; a validation error, that DynamoDB can never
+            // store it. Both leave this chunk, and the rest is sent again.
+            let settled: Vec<(usize, Settled)> = reasons
                 .iter()
                 .take(live.len())
                 .enumerate()
-                .filter(|(_, code)| code.as_deref() == Some("ConditionalCheckFailed"))
-                .map(|(i, _)| i)
+                .filter_map(|(i, (code, message))| match code.as_deref() {
+                    Some("ConditionalCheckFailed") => Some((i, Settled::Conflict)),
+                    Some("ValidationError") => Some((
+                        i,
+                        Settled::Rejected(format!(
+                            "ValidationError: {}",
+                            message.as_deref().unwrap_or("no message")
+                        )),
+                    )),
+                    _ => None,
+                })
                 .collect();
-            if failed.is_empty() {
+            if settled.is_empty() {
                 // Cancelled for another reason (a concurrent transaction on a shared aggregate,
                 // throttling): the whole chunk goes again after a pause.
                 attempt += 1;
@@ -164,9 +180,8 @@ impl DynamoStore {
                         "DynamoDB TransactWriteItems cancelled {ATTEMPTS} times: {}",
                         reasons
                             .iter()
-                            .flatten()
-                            .filter(|c| *c != "None")
-                            .cloned()
+                            .filter_map(|(code, _)| code.clone())
+                            .filter(|c| c != "None")
                             .collect::<Vec<_>>()
                             .join(", ")
                     )));
@@ -174,17 +189,15 @@ impl DynamoStore {
                 backoff(attempt, 25, 2000).await;
                 continue;
             }
-            let mut index = 0;
-            live.retain(|change| {
-                let keep = !failed.contains(&index);
-                if !keep {
-                    conflicts.push(change.state.tx_id.clone());
+            for (i, settled) in settled.iter().rev() {
+                let tx_id = live.remove(*i).state.tx_id.clone();
+                match settled {
+                    Settled::Conflict => outcome.conflicts.push(tx_id),
+                    Settled::Rejected(reason) => outcome.rejected.push((tx_id, reason.clone())),
                 }
-                index += 1;
-                keep
-            });
+            }
         }
-        Ok(conflicts)
+        Ok(outcome)
     }
 
     fn transaction_items(
@@ -251,29 +264,49 @@ impl DynamoStore {
     }
 }
 
-/// Splits changes into transactions of at most 100 items: one put per change plus one update per
-/// distinct aggregate in the chunk.
+/// How a state put of a cancelled transaction was settled.
+enum Settled {
+    Conflict,
+    Rejected(String),
+}
+
+/// Splits changes into transactions within DynamoDB's limits: at most 100 items (one put per
+/// change plus one update per distinct aggregate in the chunk) and at most 4 MB.
 fn chunks(changes: Vec<StateChange>) -> Vec<Vec<StateChange>> {
     let mut chunks = Vec::new();
     let mut chunk: Vec<StateChange> = Vec::new();
     let mut keys: BTreeSet<AggregateKey> = BTreeSet::new();
+    let mut bytes = 0;
     for change in changes {
         let new_keys = change
             .increments
             .iter()
             .filter(|(k, _)| !keys.contains(k))
             .count();
-        if !chunk.is_empty() && chunk.len() + 1 + keys.len() + new_keys > MAX_TRANSACTION_ITEMS {
+        let change_bytes = estimated_bytes(&change);
+        let items = chunk.len() + 1 + keys.len() + new_keys;
+        if !chunk.is_empty()
+            && (items > MAX_TRANSACTION_ITEMS || bytes + change_bytes > MAX_TRANSACTION_BYTES)
+        {
             chunks.push(std::mem::take(&mut chunk));
             keys.clear();
+            bytes = 0;
         }
         keys.extend(change.increments.iter().map(|(k, _)| *k));
+        bytes += change_bytes;
         chunk.push(change);
     }
     if !chunk.is_empty() {
         chunks.push(chunk);
     }
     chunks
+}
+
+/// What a change adds to a transaction's request: its state's JSON, and an allowance for the
+/// item's other attributes and for each aggregate update it may bring.
+fn estimated_bytes(change: &StateChange) -> usize {
+    let state = serde_json::to_string(&change.state).map_or(0, |json| json.len());
+    state + ITEM_OVERHEAD_BYTES * (1 + change.increments.len())
 }
 
 /// An idempotency token derived from the chunk's content: an SDK retry of a transaction that did
@@ -327,7 +360,9 @@ impl StateStore for DynamoStore {
     async fn commit(&self, changes: Vec<StateChange>) -> Result<CommitOutcome, StoreError> {
         let mut outcome = CommitOutcome::default();
         for chunk in chunks(changes) {
-            outcome.conflicts.extend(self.commit_chunk(&chunk).await?);
+            let chunk_outcome = self.commit_chunk(&chunk).await?;
+            outcome.conflicts.extend(chunk_outcome.conflicts);
+            outcome.rejected.extend(chunk_outcome.rejected);
         }
         Ok(outcome)
     }
@@ -401,12 +436,80 @@ mod tests {
 
     use super::*;
 
+    /// DynamoDB's answer to a cancelled transaction: one reason per item, as AWS words them.
     fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
-        let mut error = TransactionCanceledException::builder().message("Transaction cancelled");
+        let mut error = TransactionCanceledException::builder().message(format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        ));
         for code in codes {
-            error = error.cancellation_reasons(CancellationReason::builder().code(*code).build());
+            let message = match *code {
+                "ValidationError" => Some("Item size has exceeded the maximum allowed size"),
+                "ConditionalCheckFailed" => Some("The conditional request failed"),
+                "TransactionConflict" => Some("Transaction is ongoing for the item"),
+                "ThrottlingError" => Some("Throughput exceeds the current capacity for one or more global secondary indexes. DynamoDB is automatically scaling your index so please be patient."),
+                _ => None,
+            };
+            error = error.cancellation_reasons(
+                CancellationReason::builder()
+                    .code(*code)
+                    .set_message(message.map(str::to_owned))
+                    .build(),
+            );
         }
         TransactWriteItemsError::TransactionCanceledException(error.build())
+    }
+
+    #[tokio::test]
+    async fn an_item_dynamodb_refuses_for_good_is_rejected_with_its_reason_and_the_rest_commits() {
+        // Items: put a, put b, then the shared aggregate. b's state is over the item limit: the
+        // adapter used to take that for contention and fail the whole batch after eight rounds.
+        let first = mock!(Client::transact_write_items)
+            .match_requests(|r| r.transact_items().len() == 3)
+            .then_error(|| cancelled(&["None", "ValidationError", "None"]));
+        let second = mock!(Client::transact_write_items)
+            .match_requests(|r| r.transact_items().len() == 2)
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
+        let store = DynamoStore::new(client, "state", "aggregates");
+        let outcome = store
+            .commit(vec![change("a", &[(1, 0)]), change("b", &[(1, 0)])])
+            .await
+            .unwrap();
+        assert!(outcome.conflicts.is_empty());
+        assert_eq!(
+            outcome.rejected,
+            [(
+                "b".to_owned(),
+                "ValidationError: Item size has exceeded the maximum allowed size".to_owned()
+            )]
+        );
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn throttled_transactions_are_sent_again_and_persistent_throttling_is_transient() {
+        let rule = mock!(Client::transact_write_items)
+            .sequence()
+            .error(|| cancelled(&["ThrottlingError", "None"]))
+            .output(|| TransactWriteItemsOutput::builder().build())
+            .build();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+        let store = DynamoStore::new(client, "state", "aggregates");
+        let outcome = store.commit(vec![change("t", &[(1, 0)])]).await.unwrap();
+        assert_eq!(outcome, CommitOutcome::default());
+        assert_eq!(rule.num_calls(), 2);
+
+        let always = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["ThrottlingError", "None"]));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&always]);
+        let store = DynamoStore::new(client, "state", "aggregates");
+        let err = store
+            .commit(vec![change("t", &[(1, 0)])])
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains("ThrottlingError"), "{err}");
     }
 
     #[tokio::test]
@@ -545,6 +648,25 @@ mod tests {
         }
         assert_eq!(seen, 300);
         assert_eq!(chunks.len(), 10, "33 transactions of 3 items fit in 100");
+    }
+
+    #[test]
+    fn chunks_stay_under_the_transaction_request_size_limit() {
+        // States near the item limit: 100 of them would be a 30 MB request.
+        let changes: Vec<StateChange> = (0..100)
+            .map(|i| {
+                let mut c = change(&format!("t{i}"), &[(1, 0)]);
+                c.state.tx_id = format!("{i}-{}", "x".repeat(300_000));
+                c
+            })
+            .collect();
+        let chunks = chunks(changes);
+        for chunk in &chunks {
+            let bytes: usize = chunk.iter().map(estimated_bytes).sum();
+            assert!(bytes <= MAX_TRANSACTION_BYTES, "{bytes} bytes");
+        }
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 100);
+        assert_eq!(chunks.len(), 10, "ten states of about 300 KB per 3 MB");
     }
 
     #[test]

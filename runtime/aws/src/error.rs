@@ -5,8 +5,14 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use sdp_core::ports::{with_causes, StoreError};
 
 /// AWS error codes that mean "try again later" rather than "this request is wrong".
-const TRANSIENT_CODES: [&str; 9] = [
+const TRANSIENT_CODES: [&str; 13] = [
     "ThrottlingException",
+    // S3's: 503 SlowDown, 500 InternalError, 400 RequestTimeout (the upload was too slow).
+    "SlowDown",
+    "InternalError",
+    "RequestTimeout",
+    // Firehose's and Kinesis's 503.
+    "ServiceUnavailableException",
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "LimitExceededException",

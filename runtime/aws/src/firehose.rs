@@ -131,3 +131,89 @@ impl LakeSink for FirehoseLake {
         self.deliver_rows(rows).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
+    use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::*;
+
+    fn rows(n: usize) -> Vec<LandedRow> {
+        (0..n)
+            .map(|i| LandedRow {
+                dataset: "clicks",
+                ts_ms: 1,
+                line: format!("{{\"tx_id\":\"t{i}\"}}"),
+            })
+            .collect()
+    }
+
+    fn delivered() -> PutRecordBatchResponseEntry {
+        PutRecordBatchResponseEntry::builder()
+            .record_id("r")
+            .build()
+    }
+
+    /// A record Firehose refused within an accepted batch, as AWS words it.
+    fn refused() -> PutRecordBatchResponseEntry {
+        PutRecordBatchResponseEntry::builder()
+            .error_code("ServiceUnavailableException")
+            .error_message("Slow down.")
+            .build()
+    }
+
+    fn lake(client: Client) -> FirehoseLake {
+        FirehoseLake::new(client, [("clicks".to_owned(), "s-raw-clicks".to_owned())])
+    }
+
+    #[tokio::test]
+    async fn records_firehose_refused_are_sent_again_alone_until_delivered() {
+        let first = mock!(Client::put_record_batch)
+            .match_requests(|r| r.records().len() == 3)
+            .then_output(|| {
+                PutRecordBatchOutput::builder()
+                    .failed_put_count(1)
+                    .request_responses(delivered())
+                    .request_responses(refused())
+                    .request_responses(delivered())
+                    .build()
+                    .unwrap()
+            });
+        let again = mock!(Client::put_record_batch)
+            .match_requests(|r| {
+                r.records().len() == 1 && r.records()[0].data().as_ref() == b"{\"tx_id\":\"t1\"}\n"
+            })
+            .then_output(|| {
+                PutRecordBatchOutput::builder()
+                    .failed_put_count(0)
+                    .request_responses(delivered())
+                    .build()
+                    .unwrap()
+            });
+        let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, [&first, &again]);
+        lake(client).deliver_rows(&rows(3)).await.unwrap();
+        assert_eq!((first.num_calls(), again.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn records_refused_on_every_attempt_are_a_transient_error_so_the_batch_is_retried() {
+        let always = mock!(Client::put_record_batch).then_output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(1)
+                .request_responses(refused())
+                .build()
+                .unwrap()
+        });
+        let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, [&always]);
+        let err = lake(client).deliver_rows(&rows(1)).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ServiceUnavailableException: Slow down."),
+            "{err}"
+        );
+        assert_eq!(always.num_calls(), ATTEMPTS as usize);
+    }
+}

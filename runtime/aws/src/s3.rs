@@ -149,3 +149,59 @@ impl ObjectStore for S3Objects {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::delete_object::DeleteObjectError;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    /// S3's answer to a request rate it will not take, as AWS words it.
+    fn slow_down() -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code("SlowDown")
+            .message("Please reduce your request rate.")
+            .build()
+    }
+
+    #[tokio::test]
+    async fn slow_down_and_a_failed_delete_are_transient_so_the_run_is_tried_again() {
+        let put = mock!(Client::put_object).then_error(|| PutObjectError::generic(slow_down()));
+        let delete = mock!(Client::delete_object).then_error(|| {
+            DeleteObjectError::generic(
+                ErrorMetadata::builder()
+                    .code("InternalError")
+                    .message("We encountered an internal error. Please try again.")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&put, &delete]);
+        let objects = S3Objects::new(client, "lake");
+
+        let err = objects
+            .put(
+                "parquet/x",
+                b"x".to_vec(),
+                "application/octet-stream",
+                Precondition::None,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("SlowDown: Please reduce your request rate."),
+            "{err}"
+        );
+
+        let err = objects.delete("parquet/old").await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(
+            err.to_string().contains("S3 DeleteObject parquet/old"),
+            "{err}"
+        );
+    }
+}

@@ -49,6 +49,23 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The longest accepted `tx_id`.
 pub const MAX_TX_ID_CHARS: usize = 128;
 
+/// The longest accepted value of any other string field (`app_uid`, `creative_id`,
+/// `creative_category`, `domain`; a domain name is 253 at most). The bound makes every stored
+/// event small, whatever the body's size: a stored event is at most [`MAX_STORED_EVENT_BYTES`],
+/// so it always fits a Kinesis record (1 MiB), and a transaction's state always fits a DynamoDB
+/// item (400 KB). Without it one key holder's 400 KB `domain` would be answered 200 and then
+/// could never be committed.
+pub const MAX_TEXT_CHARS: usize = 1024;
+
+/// The largest stored event (JSON, as appended to the event log), given the field limits: every
+/// character of every string escaped to six bytes (`\u0000`), plus the numbers and names.
+pub const MAX_STORED_EVENT_BYTES: usize = 6 * (MAX_TX_ID_CHARS + 4 * MAX_TEXT_CHARS) + 512;
+
+// Checked when compiled: a transaction's state (three events) fits a DynamoDB item (400 KB), and
+// an event a Kinesis record (1 MiB, partition key included).
+const _: () = assert!(MAX_STORED_EVENT_BYTES * 3 < 400 * 1024);
+const _: () = assert!(MAX_STORED_EVENT_BYTES + MAX_TX_ID_CHARS * 4 < 1024 * 1024);
+
 /// Event times before the lake's first date are refused: they would be invisible to Athena, and
 /// they are almost always seconds sent where milliseconds were meant.
 pub const MIN_TS_MS: i64 = crate::lake::FIRST_DATE_MS;
@@ -155,7 +172,7 @@ pub fn validate(
     };
     let fields = Fields(&object);
 
-    if let Some(tag) = fields.optional_string("type")? {
+    if let Some(tag) = fields.optional_string("type", MAX_TEXT_CHARS)? {
         if tag != event_type.tag() {
             return Err(ValidationError::field(
                 "type",
@@ -167,12 +184,11 @@ pub fn validate(
             ));
         }
     }
-    let tx_id = fields.required_string("tx_id")?;
-    let length = tx_id.chars().count();
-    if length == 0 || length > MAX_TX_ID_CHARS {
+    let tx_id = fields.required_string("tx_id", MAX_TX_ID_CHARS)?;
+    if tx_id.is_empty() {
         return Err(ValidationError::field(
             "tx_id",
-            format!("`tx_id` must be 1 to {MAX_TX_ID_CHARS} characters long; it has {length}"),
+            format!("`tx_id` must be 1 to {MAX_TX_ID_CHARS} characters long; it is empty"),
         ));
     }
     let ts = match fields.optional_non_negative("ts")? {
@@ -188,10 +204,10 @@ pub fn validate(
     let body = match event_type {
         EventType::Bid => EventBody::Bid(Bid {
             campaign_item_id: fields.required_non_negative("campaign_item_id")?,
-            app_uid: fields.required_string("app_uid")?,
-            creative_id: fields.optional_string("creative_id")?,
-            creative_category: fields.optional_string("creative_category")?,
-            domain: fields.optional_string("domain")?,
+            app_uid: fields.required_string("app_uid", MAX_TEXT_CHARS)?,
+            creative_id: fields.optional_string("creative_id", MAX_TEXT_CHARS)?,
+            creative_category: fields.optional_string("creative_category", MAX_TEXT_CHARS)?,
+            domain: fields.optional_string("domain", MAX_TEXT_CHARS)?,
             win_price: fields.optional_non_negative("win_price")?,
         }),
         EventType::Impression => EventBody::Impression {
@@ -215,9 +231,21 @@ impl Fields<'_> {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
-    fn optional_string(&self, name: &str) -> Result<Option<String>, ValidationError> {
+    /// A string of at most `max_chars` characters.
+    fn optional_string(
+        &self,
+        name: &str,
+        max_chars: usize,
+    ) -> Result<Option<String>, ValidationError> {
         match self.present(name) {
             None => Ok(None),
+            Some(Value::String(s)) if s.chars().count() > max_chars => Err(ValidationError::field(
+                name,
+                format!(
+                    "`{name}` must be at most {max_chars} characters long; it has {}",
+                    s.chars().count()
+                ),
+            )),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(ValidationError::field(
                 name,
@@ -226,8 +254,8 @@ impl Fields<'_> {
         }
     }
 
-    fn required_string(&self, name: &str) -> Result<String, ValidationError> {
-        self.optional_string(name)?
+    fn required_string(&self, name: &str, max_chars: usize) -> Result<String, ValidationError> {
+        self.optional_string(name, max_chars)?
             .ok_or_else(|| ValidationError::field(name, format!("`{name}` is required")))
     }
 
@@ -440,6 +468,42 @@ mod tests {
                 .0
                 .as_deref(),
             Some("tx_id")
+        );
+    }
+
+    #[test]
+    fn an_oversized_string_field_is_refused_naming_it_so_no_stored_event_outgrows_its_stores() {
+        // The review's bid: a 420,000-character domain was answered 200 and could never commit.
+        let huge = "d".repeat(420_000);
+        let body =
+            format!(r#"{{"tx_id":"a","app_uid":"u","campaign_item_id":1,"domain":"{huge}"}}"#);
+        let (field, message) = refused_field(EventType::Bid, &body);
+        assert_eq!(field.as_deref(), Some("domain"));
+        assert!(message.contains("at most 1024 characters"), "{message}");
+        for name in ["app_uid", "creative_id", "creative_category"] {
+            let long = "x".repeat(MAX_TEXT_CHARS + 1);
+            let body =
+                format!(r#"{{"tx_id":"a","app_uid":"u","campaign_item_id":1,"{name}":"{long}"}}"#);
+            assert_eq!(
+                refused_field(EventType::Bid, &body).0.as_deref(),
+                Some(name)
+            );
+        }
+
+        // The largest bid accepted, every character escaped when stored, stays within the bound
+        // that keeps a record, a state item and a transaction inside the AWS limits.
+        let worst = "\\u0001".repeat(MAX_TEXT_CHARS);
+        let body = format!(
+            r#"{{"tx_id":"{}","app_uid":"{worst}","campaign_item_id":{},"creative_id":"{worst}","creative_category":"{worst}","domain":"{worst}","win_price":{},"ts":{NOW}}}"#,
+            "\\u0001".repeat(MAX_TX_ID_CHARS),
+            i64::MAX,
+            i64::MAX
+        );
+        let stored = serde_json::to_vec(&check(EventType::Bid, &body).unwrap()).unwrap();
+        assert!(
+            stored.len() <= MAX_STORED_EVENT_BYTES,
+            "{} bytes",
+            stored.len()
         );
     }
 

@@ -31,8 +31,10 @@ pub struct JoinConfig {
     pub window: WindowLength,
     pub bids_session_timeout_ms: i64,
     pub clicks_session_timeout_ms: i64,
-    /// How long a transaction's state is kept after its latest event time, in seconds. Long
-    /// enough to recognise any redelivery: Kinesis keeps records 24 h at most.
+    /// How long a transaction's state is kept after the latest receive time of its events, in
+    /// seconds. Long enough to recognise any redelivery: Kinesis keeps records 24 h at most.
+    /// Anchored on receive time, never on the client's `ts`: a backfilled event may be older than
+    /// the retention, and state stored already expired would count its redelivery again.
     pub state_retention_seconds: i64,
 }
 
@@ -171,7 +173,7 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
             *slot = Some(event.clone());
             state.expires_at = state
                 .expires_at
-                .max(event.ts.div_euclid(1000) + config.state_retention_seconds);
+                .max(event.received_at.div_euclid(1000) + config.state_retention_seconds);
         } else {
             duplicates += 1;
         }
@@ -602,6 +604,23 @@ mod tests {
         );
         let next = apply(&config(), Some(state), &[click("a", T0)]);
         assert_eq!((next.read_version, next.state.version), (1, 2));
+    }
+
+    #[test]
+    fn state_expiry_is_anchored_on_receive_time_not_on_the_clients_event_time() {
+        // A backfilled bid: its event time is ten days before it was received.
+        let received = T0 + 10 * 24 * 60 * MIN;
+        let backfilled = Event {
+            received_at: received,
+            ..bid("old", T0, 1)
+        };
+        let t = apply(&config(), None, &[backfilled]);
+        // Kept for the retention after it was received, so a redelivery within it is recognised
+        // (anchored on its `ts`, it was stored three days past its expiry).
+        assert_eq!(
+            t.state.expires_at,
+            received / 1000 + config().state_retention_seconds
+        );
     }
 
     #[test]

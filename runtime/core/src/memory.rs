@@ -87,15 +87,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Versioned join state and summed aggregates, as DynamoDB keeps them; optionally a conflict on
-/// the first commit of chosen transactions.
+/// the first commit of chosen transactions, or a refusal of every commit of others.
 #[derive(Default)]
 pub struct MemoryState {
     states: Mutex<HashMap<String, Transaction>>,
     aggregates: Mutex<BTreeMap<AggregateKey, Counts>>,
     conflict_once: Mutex<Vec<String>>,
+    rejects: Mutex<Vec<String>>,
 }
 
 impl MemoryState {
+    /// Every commit of `tx_id` is refused for good (as DynamoDB refuses an item too large).
+    pub fn reject(&self, tx_id: &str) {
+        lock(&self.rejects).push(tx_id.to_owned());
+    }
+
     /// The next commit of `tx_id` reports a conflict (as if another writer got there first).
     pub fn conflict_once(&self, tx_id: &str) {
         lock(&self.conflict_once).push(tx_id.to_owned());
@@ -130,8 +136,16 @@ impl StateStore for MemoryState {
         let mut states = lock(&self.states);
         let mut aggregates = lock(&self.aggregates);
         let mut once = lock(&self.conflict_once);
+        let rejects = lock(&self.rejects);
         for change in changes {
             let id = change.state.tx_id.clone();
+            if rejects.contains(&id) {
+                outcome.rejected.push((
+                    id,
+                    "ValidationError: Item size has exceeded the maximum allowed size".into(),
+                ));
+                continue;
+            }
             let stored_version = states.get(&id).map_or(0, |s| s.version);
             if once.contains(&id) || stored_version != change.read_version {
                 once.retain(|x| x != &id);

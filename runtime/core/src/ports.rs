@@ -67,6 +67,10 @@ pub struct CommitOutcome {
     /// Transactions whose state had changed since it was read: none of their increments were
     /// applied, and they must be reloaded and applied again.
     pub conflicts: Vec<String>,
+    /// Transactions the store refused for good (DynamoDB's `ValidationError`: an item it can
+    /// never hold), each with the reason: nothing of theirs was applied, and no retry can apply
+    /// it. The processor sets their events aside as dead letters instead of stalling the stream.
+    pub rejected: Vec<(String, String)>,
 }
 
 /// The join state per `tx_id` and the aggregates, committed together.

@@ -22,6 +22,9 @@ pub struct BatchResult {
     pub joined: Vec<JoinedEvent>,
     /// Events that changed nothing (already seen).
     pub duplicates: usize,
+    /// Transactions the store refused for good, each with the store's reason: none of their
+    /// events is counted, and they are to be kept aside (dead letters), not retried forever.
+    pub rejected: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,11 @@ pub async fn process_batch<S: StateStore>(
             }
         }
         let outcome = store.commit(changes).await?;
+        for (tx_id, reason) in outcome.rejected {
+            outcomes.remove(&tx_id);
+            pending.remove(&tx_id);
+            result.rejected.push((tx_id, reason));
+        }
         let conflicts: std::collections::BTreeSet<String> = outcome.conflicts.into_iter().collect();
         for (tx_id, (increments, joined)) in outcomes {
             if conflicts.contains(&tx_id) {
@@ -160,6 +168,29 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_the_store_refuses_for_good_is_set_aside_and_the_rest_is_counted() {
+        let store = MemoryStore::default();
+        store.reject("tx-2");
+        let result = run(process_batch(&store, &config(), scenario(8))).unwrap();
+        // tx-2 (a bid and its impression), refused with the store's reason.
+        let refused: Vec<(&str, &str)> = result
+            .rejected
+            .iter()
+            .map(|(tx, reason)| (tx.as_str(), reason.split(':').next().unwrap_or("")))
+            .collect();
+        assert_eq!(refused, [("tx-2", "ValidationError")]);
+        assert_eq!(
+            totals(&store),
+            Counts {
+                bids: 7,
+                imps: 3,
+                clicks: 2
+            },
+            "every other transaction counted, in the same call"
+        );
+    }
+
+    #[test]
     fn a_transaction_that_never_stops_conflicting_is_an_error_naming_it() {
         struct AlwaysConflicts(Mutex<usize>);
         impl StateStore for AlwaysConflicts {
@@ -170,6 +201,7 @@ mod tests {
                 *self.0.lock().unwrap() += 1;
                 Ok(CommitOutcome {
                     conflicts: changes.into_iter().map(|c| c.state.tx_id).collect(),
+                    rejected: Vec::new(),
                 })
             }
         }

@@ -2,17 +2,17 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::kinesis::KinesisEvent;
-use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use sdp_core::events::Event;
+use aws_lambda_events::streams::KinesisEventResponse;
 use sdp_core::join::JoinConfig;
-use sdp_core::ports::{AggregateReader, EventLog, LakeSink, StateStore};
+use sdp_core::ports::{AggregateReader, EventLog, LakeSink, ObjectStore, StateStore};
 use sdp_core::processor::ProcessError;
 
 use crate::apigw;
 use sdp_app::compaction::{self, CompactionError, CompactionSettings};
+use sdp_app::metrics::{emf_line, Metric};
 use sdp_app::model_cache::ModelCache;
 use sdp_app::models::ModelStore;
-use sdp_app::processing::process_and_land;
+use sdp_app::processing::{process_and_land, StreamRecord};
 use sdp_app::retraining::{self, RetrainingError, RetrainingSettings};
 use sdp_aws::S3Objects;
 
@@ -60,12 +60,20 @@ pub async fn predict(
     }
 }
 
-/// `compactor`: a scheduled run (the event's content does not matter).
+/// How long before its invocation's deadline a compactor run starts no more partitions: time
+/// for the partition in hand (a large hour takes minutes) and the run's answer.
+const COMPACTION_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// `compactor`: a scheduled run (the event's content does not matter) that starts no partition
+/// within [`COMPACTION_MARGIN_MS`] of `deadline_ms` (the invocation's, epoch milliseconds): the
+/// rest waits for the next run, instead of the run being killed mid-partition at its timeout.
 pub async fn compactor(
     objects: &S3Objects,
     settings: &CompactionSettings,
+    deadline_ms: i64,
 ) -> Result<serde_json::Value, CompactionError> {
-    compaction::run(objects, settings, now_ms()).await
+    let out_of_time = move || now_ms() + COMPACTION_MARGIN_MS >= deadline_ms;
+    compaction::run_until(objects, settings, now_ms(), &out_of_time).await
 }
 
 /// `trainer`: a scheduled run (the event's content does not matter).
@@ -79,53 +87,55 @@ pub async fn trainer(
 
 /// `processor`: a Kinesis batch, counted exactly once, and then landed in the lake: the joined
 /// impressions and clicks and the aggregate snapshots of the batch go to their Firehose streams
-/// (`sdp_app::processing`). A record that is not a valid stored event (it cannot become one by
-/// retrying) is reported as a batch item failure, so Lambda retries it alone and finally hands it
-/// to the on-failure destination, while every good record of the batch is committed now. A
-/// storage failure fails the invocation: the batch is delivered again and what was already
-/// committed is recognised.
-pub async fn processor<S, L>(
+/// (`sdp_app::processing`). A record that can never be processed is kept in the lake's
+/// `dead-letter/` prefix with its payload; any other failure fails the invocation, and the event
+/// source mapping delivers the batch again until it succeeds (what was already committed is
+/// recognised, so nothing is counted twice and nothing is discarded).
+pub async fn processor<S, L, D>(
     store: &S,
     config: &JoinConfig,
     lake: &L,
+    dead_letters: &D,
+    metrics_namespace: &str,
     event: KinesisEvent,
 ) -> Result<KinesisEventResponse, ProcessError>
 where
     S: StateStore + AggregateReader + Sync,
     L: LakeSink + Sync,
+    D: ObjectStore,
 {
-    let mut events = Vec::with_capacity(event.records.len());
-    let mut poison = Vec::new();
-    for record in event.records {
-        match serde_json::from_slice::<Event>(&record.kinesis.data.0) {
-            Ok(decoded) => events.push(decoded),
-            Err(err) => {
-                tracing::error!(
-                    sequence_number = %record.kinesis.sequence_number,
-                    partition_key = %record.kinesis.partition_key,
-                    error = %err,
-                    "record is not a stored event; reporting it as failed"
-                );
-                poison.push(record.kinesis.sequence_number);
-            }
-        }
-    }
-    let received = events.len();
-    let processed = process_and_land(store, lake, config, "", events).await?;
+    let records: Vec<StreamRecord> = event
+        .records
+        .into_iter()
+        .map(|record| StreamRecord {
+            // The event id names the shard and the sequence number: unique across the stream.
+            id: record.event_id.unwrap_or(record.kinesis.sequence_number),
+            data: record.kinesis.data.0,
+        })
+        .collect();
+    let received = records.len();
+    let batch = records.first().map(|r| r.id.clone()).unwrap_or_default();
+    let processed = process_and_land(store, lake, dead_letters, config, &batch, records).await?;
     tracing::info!(
         records = received,
         duplicates = processed.result.duplicates,
         aggregates = processed.result.increments.len(),
         joined = processed.result.joined.len(),
-        poison = poison.len(),
+        dead_letters = processed.dead_letters,
         landed = processed.landed,
         "batch committed"
     );
-    let mut response = KinesisEventResponse::default();
-    for sequence_number in poison {
-        let mut failure = KinesisBatchItemFailure::default();
-        failure.item_identifier = Some(sequence_number);
-        response.batch_item_failures.push(failure);
+    if processed.dead_letters > 0 {
+        // The dead-letter alarm's metric.
+        let metric = Metric {
+            name: "DeadLetters",
+            value: serde_json::json!(processed.dead_letters),
+            unit: "Count",
+        };
+        println!(
+            "{}",
+            emf_line(metrics_namespace, "processor", now_ms(), &[metric])
+        );
     }
-    Ok(response)
+    Ok(KinesisEventResponse::default())
 }

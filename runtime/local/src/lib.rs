@@ -2,8 +2,8 @@
 //! (validation, join, aggregation, reports) over local adapters:
 //! - [`log`]: a durable event log in place of Kinesis (an event answered 200 is on disk);
 //! - [`state`]: the join state and aggregates in place of DynamoDB;
-//! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda;
-//! - [`lake`]: the raw JSON-lines layer of the lake, in place of Firehose;
+//! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda, landing raw
+//!   rows in the lake directory (`sdp_app::raw_lake`) in place of Firehose;
 //! - [`scheduled`]: compaction and retraining (`sdp-app`'s, as the compactor and trainer Lambdas
 //!   run them) over the lake directory every so often; the model the predictions API serves;
 //! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
@@ -14,7 +14,6 @@
 //! transactions whose commit is synced to disk, readers that never block the writer, and a file
 //! lock that refuses a second process. Must not depend on the AWS SDK.
 
-pub mod lake;
 pub mod log;
 pub mod platform;
 pub mod processor;

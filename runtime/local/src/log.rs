@@ -2,9 +2,18 @@
 //! a sequence number. An append returns only after its transaction is committed and synced to disk,
 //! so an event answered 200 survives `kill -9`. Concurrent appends are committed together (group
 //! commit): one disk sync serves every request that arrived while the previous one was running.
+//!
+//! Overload is shed, not queued: an append that would wait behind more than one commit's worth of
+//! others is refused at once, and while the writer is behind, one that waited longer than
+//! [`MAX_QUEUE_WAIT`] (or twice the last commit, on a disk slower than that) is refused before its
+//! commit starts. Either is a
+//! transient error, which the API answers with 503 and `Retry-After`, as Kinesis throttling is on
+//! AWS; nothing refused was stored. So under twice the load the disk can take, accepted requests
+//! still wait about one commit, and memory stays flat.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -16,12 +25,19 @@ use crate::open_database;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 
-/// How many pending appends one commit takes at most.
+/// How many pending appends one commit takes at most, and how many may wait for the writer.
 const MAX_APPENDS_PER_COMMIT: usize = 4096;
+
+/// How long an append may wait for its commit to start before it is refused, when the writer is
+/// behind (at least [`SHED_BACKLOG`] appends wait): a few slow commits with little waiting are a
+/// busy machine, not overload, and are waited out.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_millis(20);
+pub const SHED_BACKLOG: usize = 32;
 
 struct Append {
     events: Vec<Vec<u8>>,
     done: oneshot::Sender<Result<(), String>>,
+    queued: Instant,
 }
 
 /// A handle that appends to the log: cheap to clone. The writer thread ends when the last one
@@ -43,13 +59,21 @@ impl LocalLog {
     /// Opens (or creates) the log at `path` and starts its writer thread, which ends when every
     /// handle is dropped, after committing what was handed to it.
     pub fn open(path: &Path) -> Result<(LocalLog, std::thread::JoinHandle<()>), StoreError> {
+        LocalLog::open_with_capacity(path, MAX_APPENDS_PER_COMMIT)
+    }
+
+    /// [`LocalLog::open`] with at most `capacity` appends waiting for the writer.
+    pub fn open_with_capacity(
+        path: &Path,
+        capacity: usize,
+    ) -> Result<(LocalLog, std::thread::JoinHandle<()>), StoreError> {
         let db = Arc::new(open_database(path)?);
         let write = db.begin_write().map_err(storage)?;
         write.open_table(EVENTS).map_err(storage)?;
         write.commit().map_err(storage)?;
         let last_seq = last_seq(&db)?;
         let (last_tx, last) = watch::channel(last_seq);
-        let (appends, mut queue) = mpsc::channel(MAX_APPENDS_PER_COMMIT);
+        let (appends, mut queue) = mpsc::channel(capacity.max(1));
         let writer_db = Arc::clone(&db);
         let writer = std::thread::Builder::new()
             .name("sdp-log-writer".into())
@@ -73,25 +97,22 @@ impl LocalLog {
 }
 
 impl LogReader {
-    /// Up to `max` events after sequence number `after`, oldest first, with their numbers.
-    pub fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+    /// Up to `max` records after sequence number `after`, oldest first, with their numbers: the
+    /// bytes as appended (an event's JSON), decoded by the processor, which keeps a record that
+    /// is not an event aside instead of stopping at it.
+    pub fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let read = self.db.begin_read().map_err(storage)?;
         let table = read.open_table(EVENTS).map_err(storage)?;
-        let mut events = Vec::new();
+        let mut records = Vec::new();
         for entry in table
             .range(after.saturating_add(1)..)
             .map_err(storage)?
             .take(max)
         {
             let (seq, bytes) = entry.map_err(storage)?;
-            let event =
-                serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Permanent {
-                    message: format!("log entry {} is not an event: {e}", seq.value()),
-                    source: None,
-                })?;
-            events.push((seq.value(), event));
+            records.push((seq.value(), bytes.value().to_vec()));
         }
-        Ok(events)
+        Ok(records)
     }
 
     /// Follows the sequence number of the newest committed event.
@@ -115,14 +136,23 @@ impl EventLog for LocalLog {
             message: "the local log is shutting down".into(),
             source: None,
         };
-        // The queue is bounded: a full queue makes this request wait (backpressure), not fail.
+        // The queue is bounded, and a full one refuses at once: shedding, not waiting.
         self.appends
-            .send(Append {
+            .try_send(Append {
                 events: encoded,
                 done,
+                queued: Instant::now(),
             })
-            .await
-            .map_err(|_| stopped())?;
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => StoreError::Transient {
+                    message: format!(
+                        "the local log is at capacity ({} appends wait for the disk)",
+                        self.appends.max_capacity()
+                    ),
+                    source: None,
+                },
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })?;
         committed
             .await
             .map_err(|_| stopped())?
@@ -139,16 +169,34 @@ fn write_loop(
     mut last_seq: u64,
     last: &watch::Sender<u64>,
 ) {
+    let mut last_commit = Duration::ZERO;
     // `None` once every handle is gone and the queue is drained.
     while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_APPENDS_PER_COMMIT {
+        let mut waiting = vec![first];
+        while waiting.len() < MAX_APPENDS_PER_COMMIT {
             match queue.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => waiting.push(next),
                 Err(_) => break,
             }
         }
-        match commit(db, last_seq, &batch) {
+        let limit = MAX_QUEUE_WAIT.max(last_commit * 2);
+        let behind = waiting.len() >= SHED_BACKLOG;
+        let (batch, late): (Vec<Append>, Vec<Append>) = waiting
+            .into_iter()
+            .partition(|a| !behind || a.queued.elapsed() <= limit);
+        for append in late {
+            let _ = append.done.send(Err(format!(
+                "the local log is overloaded: the event waited over {} ms for the disk",
+                limit.as_millis()
+            )));
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        let committed = commit(db, last_seq, &batch);
+        last_commit = started.elapsed();
+        match committed {
             Ok(new_last) => {
                 last_seq = new_last;
                 last.send_replace(last_seq);
@@ -196,5 +244,54 @@ pub(crate) fn storage(err: impl Into<redb::Error>) -> StoreError {
     StoreError::Transient {
         message: format!("local storage: {err}"),
         source: Some(Box::new(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use sdp_core::memory::scenario;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_beyond_the_capacity_are_refused_at_once_and_every_accepted_one_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, writer) = LocalLog::open_with_capacity(&dir.path().join("log.redb"), 2).unwrap();
+        let events = scenario(400);
+        let tasks: Vec<_> = events
+            .iter()
+            .cloned()
+            .map(|event| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(&[event]).await })
+            })
+            .collect();
+        let (mut accepted, mut shed) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => accepted += 1,
+                Err(err) => {
+                    assert!(err.is_transient(), "{err}");
+                    assert!(err.to_string().contains("at capacity"), "{err}");
+                    shed += 1;
+                }
+            }
+        }
+        assert!(
+            shed > 0,
+            "{} appends at once never filled a queue of 2",
+            events.len()
+        );
+        let stored = log.reader().read_after(0, usize::MAX).unwrap();
+        assert_eq!(
+            stored.len(),
+            accepted,
+            "each accepted append is stored, no other"
+        );
+        drop(log);
+        writer.join().unwrap();
+        println!("overload: {accepted} appends accepted, {shed} shed");
     }
 }

@@ -80,7 +80,9 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 
     let (stop_processor, processor_stopped) = watch::channel(false);
     let (reader, processor_state, join) = (log.reader(), state.clone(), options.join);
-    let raw_lake = crate::lake::RawLake::new(&options.data_dir);
+    // One lake directory: the processor's raw rows and dead letters, compaction, retraining.
+    let lake = crate::scheduled::lake(&options.data_dir);
+    let processor_lake = Arc::clone(&lake);
     // Its own thread: commits sync to disk, which must not stall the HTTP workers.
     let processor = std::thread::Builder::new()
         .name("sdp-processor".into())
@@ -92,7 +94,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
                 Ok(runtime) => runtime.block_on(crate::processor::run(
                     reader,
                     processor_state,
-                    raw_lake,
+                    processor_lake,
                     join,
                     processor_stopped,
                 )),
@@ -105,7 +107,6 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         })?;
 
     let (stop_server, server_stopped) = watch::channel(false);
-    let lake = crate::scheduled::lake(&options.data_dir);
     let model = crate::scheduled::model_cache(&lake);
     let trainer = tokio::spawn(crate::scheduled::retraining(
         Arc::clone(&lake),
@@ -156,5 +157,66 @@ impl Running {
             let _ = processor.join();
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::server::{DRAIN_TIMEOUT, HEADER_TIMEOUT};
+
+    async fn platform(dir: &std::path::Path) -> Running {
+        start(Options {
+            data_dir: dir.to_owned(),
+            port: 0,
+            join: JoinConfig::from_minutes(10, 5, 5).unwrap(),
+            train_every: Duration::from_secs(3600),
+            compact_every: Duration::from_secs(3600),
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stalls_in_its_headers_is_let_go_and_does_not_hold_a_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = platform(dir.path()).await;
+        let mut stalled = tokio::net::TcpStream::connect(running.address)
+            .await
+            .unwrap();
+        stalled
+            .write_all(b"POST /ingest/bid HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+
+        // The server closes the connection once the header timeout passes.
+        let mut buffer = [0u8; 256];
+        let read = tokio::time::timeout(HEADER_TIMEOUT * 3, stalled.read(&mut buffer)).await;
+        assert!(
+            matches!(read, Ok(Ok(_) | Err(_))),
+            "the stalled connection is still open after {:?}",
+            HEADER_TIMEOUT * 3
+        );
+
+        // A client that stalls in its body does not hold a stop beyond the drain timeout.
+        let mut slow = tokio::net::TcpStream::connect(running.address)
+            .await
+            .unwrap();
+        slow.write_all(
+            b"POST /ingest/bid HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"tx",
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::timeout(DRAIN_TIMEOUT * 2, running.shutdown())
+            .await
+            .expect("the stop waited on a stalled client");
+        drop(slow);
     }
 }

@@ -1,6 +1,7 @@
 //! The local stream processor, in place of the Kinesis-triggered Lambda: it reads the log after
 //! the last processed sequence number, runs the Lambda's use case on each batch
-//! (`sdp_app::processing`: count, then land in the raw lake), and then saves the offset. A batch
+//! (`sdp_app::processing`: count, then land in the raw lake, keeping a record that can never be
+//! processed under `lake/dead-letter/`), and then saves the offset. A batch
 //! processed again after a crash (before its offset was saved) changes nothing: the join state
 //! records what was counted, as it does for Lambda's retries.
 
@@ -8,13 +9,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use sdp_app::processing::process_and_land;
-use sdp_core::events::Event;
+use sdp_app::processing::{process_and_land, StreamRecord};
+use sdp_app::raw_lake::RawLake;
 use sdp_core::join::JoinConfig;
 use sdp_core::ports::with_causes;
 
-use crate::lake::RawLake;
 use crate::log::LogReader;
+use crate::scheduled::Lake;
 use crate::state::LocalState;
 
 /// Events per batch: the Lambda's event-source batch size.
@@ -24,10 +25,12 @@ const BATCH: usize = 500;
 pub async fn run(
     log: LogReader,
     state: LocalState,
-    lake: RawLake,
+    lake: Lake,
     config: JoinConfig,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The lake directory takes the raw rows and the dead letters, in the S3 lake's layout.
+    let raw_lake = RawLake::new(std::sync::Arc::clone(&lake));
     let mut appended = log.watch_last();
     let mut offset = loop {
         match state.processed() {
@@ -59,11 +62,26 @@ pub async fn run(
             }
             continue;
         };
-        let events: Vec<Event> = batch.into_iter().map(|(_, event)| event).collect();
+        let records: Vec<StreamRecord> = batch
+            .into_iter()
+            .map(|(seq, data)| StreamRecord {
+                id: format!("log-{seq:020}"),
+                data,
+            })
+            .collect();
         // The batch's files in the raw lake are named by its sequence numbers.
         let name = format!("{first:020}-{last:020}");
-        let saved = match process_and_land(&state, &lake, &config, &name, events).await {
-            Ok(_) => state.set_processed(last).map_err(|e| with_causes(&e)),
+        let processed = process_and_land(&state, &raw_lake, &lake, &config, &name, records);
+        let saved = match processed.await {
+            Ok(processed) => {
+                if processed.dead_letters > 0 {
+                    eprintln!(
+                        "processor: {} record(s) up to {last} can never be processed; kept in lake/dead-letter/",
+                        processed.dead_letters
+                    );
+                }
+                state.set_processed(last).map_err(|e| with_causes(&e))
+            }
             Err(err) => Err(with_causes(&err)),
         };
         match saved {

@@ -209,10 +209,11 @@ async fn closed_partitions_become_exact_parquet_and_a_rerun_changes_nothing<O: O
         .collect();
     assert_eq!(
         compacted,
+        // Oldest hour first, across datasets: the order in which raw objects expire.
         [
             "parquet/bcns/dt=2026-11-22/hour=10/",
-            "parquet/bcns/dt=2026-11-22/hour=11/",
             "parquet/aggregates/dt=2026-11-22/hour=10/",
+            "parquet/bcns/dt=2026-11-22/hour=11/",
         ],
         "{summary}"
     );

@@ -1,8 +1,8 @@
 //! The Lambda handlers with real event JSON (API Gateway proxy events, Kinesis batches) against
 //! moto, on the stream and tables the template creates: the original's integration scenario
 //! counts exactly and lands its joined rows and aggregate snapshots in the lake through Firehose, a
-//! redelivered batch changes nothing, a poison record is reported alone, and bad requests get the
-//! documented status with the field named.
+//! redelivered batch changes nothing, a record that is not an event is kept with its payload in the
+//! lake while its batch counts, and bad requests get the documented status with the field named.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -14,14 +14,15 @@ use aws_lambda_events::kinesis::KinesisEvent;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use sdp_aws::{DynamoStore, FirehoseLake, KinesisLog};
+use sdp_aws::{DynamoStore, FirehoseLake, KinesisLog, S3Objects};
 use sdp_core::events::Event;
 use sdp_core::join::JoinConfig;
 use sdp_core::landing::LandedRow;
 use sdp_core::ports::{LakeSink, StoreError};
 use sdp_functions::handlers;
 use sdp_scenarios::platform::{
-    create_delivery_streams, deploy_platform, lines_under, read_stream, sdk_config, Platform,
+    create_delivery_streams, deploy_platform, lines_under, read_stream, s3_client, sdk_config,
+    Platform,
 };
 use sdp_scenarios::{fixtures, MotoServer};
 
@@ -66,6 +67,14 @@ impl Stack {
         KinesisLog::new(
             aws_sdk_kinesis::Client::new(&self.config),
             self.platform.resource("EventStream").unwrap(),
+        )
+    }
+
+    /// The lake bucket, where the processor keeps dead letters.
+    fn bucket(&self) -> S3Objects {
+        S3Objects::new(
+            s3_client(&self.config),
+            self.platform.resource("DataBucket").unwrap(),
         )
     }
 
@@ -137,12 +146,26 @@ async fn the_originals_integration_scenario_counts_exactly_through_the_handlers(
     let store = stack.store();
     let mut batches: Vec<&[(String, String, Vec<u8>)]> = records.chunks(100).collect();
     batches.insert(1, batches[0]);
+    let dead_letters = stack.bucket();
     for batch in batches {
-        let response = handlers::processor(&store, &join(), &lake, kinesis_batch(batch))
-            .await
-            .unwrap();
-        assert!(response.batch_item_failures.is_empty());
+        handlers::processor(
+            &store,
+            &join(),
+            &lake,
+            &dead_letters,
+            "sdp/functions",
+            kinesis_batch(batch),
+        )
+        .await
+        .unwrap();
     }
+    assert!(
+        lines_under(&stack.config, bucket, "dead-letter/")
+            .await
+            .unwrap()
+            .is_empty(),
+        "no dead letters"
+    );
 
     let report = handlers::reports(&store, get_report(campaign)).await;
     assert_eq!(report.status_code, 200);
@@ -194,7 +217,7 @@ async fn the_originals_integration_scenario_counts_exactly_through_the_handlers(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_record_is_reported_alone_while_the_good_records_of_its_batch_count() {
+async fn a_record_that_is_not_an_event_is_kept_with_its_payload_in_the_lake_and_its_batch_counts() {
     let stack = stack().await;
     let log = stack.log();
     for body in [
@@ -212,17 +235,36 @@ async fn a_poison_record_is_reported_alone_while_the_good_records_of_its_batch_c
         ("99999".into(), "poison".into(), b"{not an event".to_vec()),
     );
 
-    let response = handlers::processor(&stack.store(), &join(), &NoLake, kinesis_batch(&records))
+    // The batch succeeds: nothing is left for the event source mapping to retry or discard.
+    let dead_letters = stack.bucket();
+    for _ in 0..2 {
+        handlers::processor(
+            &stack.store(),
+            &join(),
+            &NoLake,
+            &dead_letters,
+            "sdp/functions",
+            kinesis_batch(&records),
+        )
         .await
         .unwrap();
-    let failed: Vec<Option<String>> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    assert_eq!(failed, [Some("99999".to_owned())]);
+    }
     let report = handlers::reports(&stack.store(), get_report(77)).await;
     assert_eq!(body(&report)["bids"], 2);
+
+    // The record is kept whole in the lake bucket, under its shard and sequence number, once.
+    let bucket = stack.platform.resource("DataBucket").unwrap();
+    let letters = lines_under(&stack.config, bucket, "dead-letter/")
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter: Value = serde_json::from_str(&letters[0]).unwrap();
+    assert_eq!(letter["id"], "shardId-000000000000:99999");
+    assert_eq!(letter["data_text"], "{not an event");
+    assert!(letter["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a stored event"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

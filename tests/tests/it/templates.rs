@@ -353,6 +353,58 @@ fn data_is_retained_on_stack_deletion_and_no_account_wide_setting_is_changed() -
 }
 
 #[test]
+fn the_event_source_mapping_never_discards_a_record_that_could_still_be_processed() -> Result<()> {
+    for region in regions::supported() {
+        let template = parsed(region)?;
+        let mappings = of_type(&template, "AWS::Lambda::EventSourceMapping");
+        assert_eq!(mappings.len(), 1, "{region}");
+        for (id, mapping) in mappings {
+            let properties = &mapping["Properties"];
+            // -1: a failed batch is retried until it succeeds, however long that takes.
+            assert_eq!(properties["MaximumRetryAttempts"], -1, "{region} {id}");
+            assert_eq!(properties["MaximumRecordAgeInSeconds"], -1, "{region} {id}");
+            // Bisection or partial batch responses would only matter with a limit; an on-failure
+            // destination gets sequence numbers, never the records.
+            assert_ne!(
+                properties["BisectBatchOnFunctionError"], true,
+                "{region} {id}"
+            );
+            assert!(properties["DestinationConfig"].is_null(), "{region} {id}");
+            assert!(
+                properties["FunctionResponseTypes"].is_null(),
+                "{region} {id}"
+            );
+        }
+        // The stream keeps what is not processed yet for as long as the join state remembers it.
+        let retention = &template["Parameters"]["StreamRetentionHours"];
+        assert_eq!(
+            (
+                retention["Default"].as_i64(),
+                retention["MaxValue"].as_i64()
+            ),
+            (Some(24), Some(168))
+        );
+        // A record that can never be processed is kept in the lake, where the processor may write.
+        let processor = &template["Resources"]["ProcessorFunction"]["Properties"];
+        assert_eq!(
+            processor["Environment"]["Variables"]["BUCKET"],
+            serde_yaml_ng::from_str::<Value>("!Ref DataBucket")?,
+            "{region}"
+        );
+        let grants: Vec<String> = allow_statements(&template)
+            .into_iter()
+            .filter(|(role, _)| role == "ProcessorRole")
+            .flat_map(|(_, statement)| strings(&statement["Resource"]))
+            .collect();
+        assert!(
+            grants.iter().any(|r| r.contains("/dead-letter/*")),
+            "{region}: {grants:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn the_contract_parameters_have_their_contract_defaults() -> Result<()> {
     let template = parsed("us-west-2")?;
     for (name, default) in [

@@ -21,8 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let (objects, compaction) = (&objects, &compaction);
     lambda_runtime::run(service_fn(
-        move |_: LambdaEvent<serde_json::Value>| async move {
-            handlers::compactor(objects, compaction)
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+            handlers::compactor(objects, compaction, deadline_ms)
                 .await
                 .map_err(|e| lambda_runtime::Error::from(sdp_core::ports::with_causes(&e)))
         },

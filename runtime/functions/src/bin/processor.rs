@@ -1,5 +1,6 @@
 //! Lambda `processor`: on the Kinesis stream, joins and counts each event exactly once, and lands
-//! the joined rows and aggregate snapshots in the lake through Firehose.
+//! the joined rows and aggregate snapshots in the lake through Firehose; a record that can never
+//! be processed is kept in the lake bucket's `dead-letter/` prefix.
 
 use aws_lambda_events::kinesis::KinesisEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -20,10 +21,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_firehose::Client::new(&config),
         settings::delivery_streams()?,
     );
-    let (store, join, lake) = (&store, &join, &lake);
+    // Records that can never be processed are kept in the lake bucket (`dead-letter/`).
+    let dead_letters = settings::bucket(&config)?;
+    let namespace = settings::required("METRICS_NAMESPACE")?;
+    let (store, join, lake, dead_letters, namespace) =
+        (&store, &join, &lake, &dead_letters, namespace.as_str());
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
-            handlers::processor(store, join, lake, event.payload)
+            handlers::processor(store, join, lake, dead_letters, namespace, event.payload)
                 .await
                 .map_err(|e| lambda_runtime::Error::from(sdp_core::ports::with_causes(&e)))
         },
