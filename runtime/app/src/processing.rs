@@ -173,6 +173,28 @@ mod tests {
         JoinConfig::from_minutes(10, 5, 5).unwrap()
     }
 
+    /// The state store, the lake and the dead-letter store of one test, in memory.
+    #[derive(Default)]
+    struct Stores {
+        state: MemoryState,
+        lake: MemoryLake,
+        dead: MemoryObjects,
+    }
+
+    impl Stores {
+        /// Processes `records` as the batch named `b1`.
+        fn process(&self, records: Vec<StreamRecord>) -> Result<Processed, ProcessError> {
+            ready(process_and_land(
+                &self.state,
+                &self.lake,
+                &self.dead,
+                &config(),
+                "b1",
+                records,
+            ))
+        }
+    }
+
     const ALL: Counts = Counts {
         bids: 10,
         imps: 5,
@@ -181,37 +203,18 @@ mod tests {
 
     #[test]
     fn a_batch_whose_landing_failed_is_landed_by_its_retry_and_counted_once() {
-        let (state, lake, dead) = (
-            MemoryState::default(),
-            MemoryLake::default(),
-            MemoryObjects::default(),
-        );
+        let stores = Stores::default();
+        let (state, lake, dead) = (&stores.state, &stores.lake, &stores.dead);
 
         // Counted, then the landing fails (a Firehose outage): the driver does not checkpoint.
         lake.fail_next(1);
-        let err = ready(process_and_land(
-            &state,
-            &lake,
-            &dead,
-            &config(),
-            "b1",
-            batch(),
-        ))
-        .unwrap_err();
+        let err = stores.process(batch()).unwrap_err();
         assert!(matches!(err, ProcessError::Landing(_)), "{err}");
         assert_eq!(state.totals(), ALL);
         assert!(lake.rows().is_empty());
 
         // The retry of the same batch counts nothing again and lands every row it derives.
-        let retried = ready(process_and_land(
-            &state,
-            &lake,
-            &dead,
-            &config(),
-            "b1",
-            batch(),
-        ))
-        .unwrap();
+        let retried = stores.process(batch()).unwrap();
         assert_eq!(state.totals(), ALL, "nothing counted twice");
         assert_eq!(retried.result.duplicates, batch().len());
         let joined = |dataset: &str| lake.rows().iter().filter(|r| r.dataset == dataset).count();
@@ -222,11 +225,8 @@ mod tests {
 
     #[test]
     fn a_record_that_is_not_an_event_is_kept_whole_as_a_dead_letter_and_the_batch_goes_on() {
-        let (state, lake, dead) = (
-            MemoryState::default(),
-            MemoryLake::default(),
-            MemoryObjects::default(),
-        );
+        let stores = Stores::default();
+        let (state, dead) = (&stores.state, &stores.dead);
         let mut batch = batch();
         let garbage = b"\xff{not an event".to_vec();
         batch.insert(
@@ -236,15 +236,7 @@ mod tests {
                 data: garbage.clone(),
             },
         );
-        let processed = ready(process_and_land(
-            &state,
-            &lake,
-            &dead,
-            &config(),
-            "b1",
-            batch.clone(),
-        ))
-        .unwrap();
+        let processed = stores.process(batch.clone()).unwrap();
         assert_eq!(state.totals(), ALL, "every good record counted");
         assert_eq!(processed.dead_letters, 1);
         let key = "dead-letter/shardId-000000000000_poison.json";
@@ -266,69 +258,31 @@ mod tests {
             .contains("not a stored event"));
 
         // A retry of the batch rewrites the same letter and counts nothing twice.
-        ready(process_and_land(
-            &state,
-            &lake,
-            &dead,
-            &config(),
-            "b1",
-            batch,
-        ))
-        .unwrap();
+        stores.process(batch).unwrap();
         assert_eq!((dead.keys().len(), state.totals()), (1, ALL));
     }
 
     #[test]
     fn a_dead_letter_that_cannot_be_written_fails_the_batch_so_nothing_is_dropped() {
-        let (state, lake, dead) = (
-            MemoryState::default(),
-            MemoryLake::default(),
-            MemoryObjects::default(),
-        );
+        let stores = Stores::default();
+        let dead = &stores.dead;
         dead.fail_once(Call::Put, "dead-letter/");
         let poison = vec![StreamRecord {
             id: "7".into(),
             data: b"[]".to_vec(),
         }];
-        assert!(ready(process_and_land(
-            &state,
-            &lake,
-            &dead,
-            &config(),
-            "b",
-            poison.clone()
-        ))
-        .is_err());
-        ready(process_and_land(
-            &state,
-            &lake,
-            &dead,
-            &config(),
-            "b",
-            poison,
-        ))
-        .unwrap();
+        assert!(stores.process(poison.clone()).is_err());
+        stores.process(poison).unwrap();
         assert_eq!(dead.keys(), ["dead-letter/7.json"]);
     }
 
     #[test]
     fn events_the_state_store_refuses_for_good_become_dead_letters_and_the_rest_is_counted() {
-        let (state, lake, dead) = (
-            MemoryState::default(),
-            MemoryLake::default(),
-            MemoryObjects::default(),
-        );
+        let stores = Stores::default();
+        let (state, dead) = (&stores.state, &stores.dead);
         state.reject("tx-4");
         let records = batch();
-        let processed = ready(process_and_land(
-            &state,
-            &lake,
-            &dead,
-            &config(),
-            "b1",
-            records.clone(),
-        ))
-        .unwrap();
+        let processed = stores.process(records.clone()).unwrap();
         // tx-4: a bid, its impression and its click, each kept as it came, under its own id.
         assert_eq!(processed.dead_letters, 3);
         let of_tx4: Vec<&StreamRecord> = records
