@@ -57,14 +57,15 @@ where
     L: LakeSink + Sync,
     D: ObjectStore,
 {
+    // The decoded events, and beside each (same index) the record it came from.
     let mut events = Vec::with_capacity(records.len());
     let mut decoded = Vec::with_capacity(records.len());
     let mut set_aside = 0;
     for record in records {
         match serde_json::from_slice::<Event>(&record.data) {
             Ok(event) => {
-                events.push(event.clone());
-                decoded.push((record, event));
+                events.push(event);
+                decoded.push(record);
             }
             Err(err) => {
                 let reason = format!("not a stored event: {err}");
@@ -76,7 +77,11 @@ where
     let result = process_batch(store, config, events.clone()).await?;
     // Every record of a refused transaction, as it came: the letter holds what was stored.
     for (tx_id, reason) in &result.rejected {
-        for (record, _) in decoded.iter().filter(|(_, event)| &event.tx_id == tx_id) {
+        let of_tx = decoded
+            .iter()
+            .zip(&events)
+            .filter(|(_, e)| &e.tx_id == tx_id);
+        for (record, _) in of_tx {
             let reason = format!("refused by the state store: {reason}");
             keep_dead_letter(dead_letters, record, &reason).await?;
             set_aside += 1;
