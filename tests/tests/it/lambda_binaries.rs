@@ -184,13 +184,7 @@ async fn release_binaries_under_the_runtime_api_count_the_originals_scenario_exa
     }
 
     for (function, took) in init {
-        let size = std::fs::metadata(binary(function))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        eprintln!(
-            "lambda {function}: init {:.1} ms, bootstrap {size} bytes",
-            took.as_secs_f64() * 1000.0
-        );
+        report_init(function, took);
     }
     drop(processes);
 }
@@ -286,13 +280,18 @@ async fn release_compactor_trainer_and_predict_binaries_take_raw_events_to_serve
         ("predict", predict_init),
         ("trainer", trainer_init),
     ] {
-        let size = std::fs::metadata(binary(function))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        eprintln!(
-            "lambda {function}: init {:.1} ms, bootstrap {size} bytes",
-            took.as_secs_f64() * 1000.0
-        );
+        report_init(function, took);
     }
     drop((compactor_process, predict_process, trainer_process));
+}
+
+/// Prints a function's init time (exec to its first `/next`) and its bootstrap's size.
+fn report_init(function: &str, took: std::time::Duration) {
+    let size = std::fs::metadata(binary(function))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    eprintln!(
+        "lambda {function}: init {:.1} ms, bootstrap {size} bytes",
+        took.as_secs_f64() * 1000.0
+    );
 }
