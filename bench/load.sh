@@ -16,7 +16,9 @@ rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(1000 5000 20000)
 source bench/wrk.sh
 require_wrk
-cargo build --release --locked -p sdp -p sdp-bench --bin sdp --bin null-server >&2
+# `sdp local` and `sdp load` need neither the AWS commands nor the SQL engine: the README's build.
+cargo build --release --locked -p sdp --no-default-features --bin sdp >&2
+cargo build --release --locked -p sdp-bench --bin null-server >&2
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
