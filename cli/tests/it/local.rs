@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,37 +15,7 @@ use serde_json::{json, Value};
 
 use sdp_scenarios::fixtures::integration_scenario;
 
-use crate::common::{data_dir, Local};
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// POSTs a JSON body; (status, body). A transport error (the server died) is status 0.
-fn post(agent: &ureq::Agent, url: &str, body: &str) -> (u16, String) {
-    match agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body)
-    {
-        Ok(mut response) => (
-            response.status().as_u16(),
-            response.body_mut().read_to_string().unwrap_or_default(),
-        ),
-        Err(_) => (0, String::new()),
-    }
-}
-
-fn get(agent: &ureq::Agent, url: &str) -> (u16, Value) {
-    let mut response = agent.get(url).call().unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap())
-}
+use crate::common::{agent, data_dir, get, post, query, query_rows, Local};
 
 /// The campaign's lifetime totals (bids, imps, clicks).
 fn totals(local: &Local, campaign: i64) -> (i64, i64, i64) {
@@ -427,45 +397,6 @@ fn predictions_answer_from_the_start_and_learn_from_the_lake() {
     assert!(predict(&local, "1", "win.example") > 0.7);
     assert!(local.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Runs `sdp query` on `dir`; (exit code, stdout, stderr).
-fn query(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sdp"))
-        .args(["query", "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The rows of a one-statement `sdp query --format json`.
-fn query_rows(dir: &Path, sql: &str) -> Vec<Value> {
-    let (code, stdout, stderr) = query(dir, &["--format", "json", sql], None);
-    assert_eq!(code, 0, "{sql}: {stderr}");
-    serde_json::from_str::<Vec<Value>>(stdout.trim()).unwrap()
 }
 
 /// Polls a one-statement query until it answers `expected`: the lake follows the reports (a batch

@@ -46,6 +46,8 @@ use sdp_lake::compact::{CompactError, Partition, RejectedLine, TARGET_FILE_BYTES
 /// A lock older than this was left by a run that died (a Lambda run lives 15 minutes at most; a
 /// local run, a few seconds).
 const STALE_LOCK_MS: i64 = 16 * 60 * 1000;
+/// The object in a partition's Parquet prefix that a run holds while it works.
+const LOCK: &str = "_compacting";
 /// Rejected lines kept in a manifest and a run's answer (all are logged).
 const REJECTED_KEPT: usize = 100;
 
@@ -266,6 +268,47 @@ pub async fn run_until<O: ObjectStore>(
     })
 }
 
+/// After a restart of the only process that compacts this lake (`sdp local`, which holds its data
+/// directory's lock), what its runs left when it died: their partition locks are released, and
+/// the Parquet files no manifest names (a run died between its files and its manifest, or before
+/// its deletes) are removed, so a query sees one generation of each partition from the start,
+/// not only once the next run has been through. The keys removed. Never on a lake that another
+/// process may be compacting (on S3, runs take stale locks over instead).
+pub async fn recover_after_crash<O: ObjectStore>(
+    objects: &O,
+) -> Result<Vec<String>, CompactionError> {
+    let _readers_held = objects.hold_readers().await?;
+    let mut removed = Vec::new();
+    for dataset in &DATASETS {
+        let prefix = dataset.prefix(Format::Parquet);
+        let mut partitions: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+        for object in objects.list(&prefix).await? {
+            if let Some(partition) = partition_of(&prefix, &object.key) {
+                partitions
+                    .entry(format!("{prefix}{partition}"))
+                    .or_default()
+                    .push(object);
+            }
+        }
+        for (target, found) in partitions {
+            let manifest = read_manifest(objects, &format!("{target}_manifest.json")).await?;
+            let named = |name: &str| {
+                manifest
+                    .as_ref()
+                    .is_some_and(|m| m.files.iter().any(|f| f == name))
+            };
+            for object in found {
+                let name = &object.key[target.len()..];
+                if name == LOCK || (name.starts_with("part-") && !named(name)) {
+                    objects.delete(&object.key).await?;
+                    removed.push(object.key);
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// A closed partition as a run found it.
 struct PartitionFiles<'a> {
     /// Its Parquet prefix, `parquet/<dataset>/dt=…/hour=…/`.
@@ -340,7 +383,7 @@ async fn compact_partition<O: ObjectStore>(
         return Ok(Outcome::UpToDate);
     }
 
-    let lock = format!("{target}_compacting");
+    let lock = format!("{target}{LOCK}");
     if !take_lock(objects, &lock, now_ms).await? {
         return Ok(Outcome::Busy);
     }
@@ -491,6 +534,7 @@ async fn compact_locked<O: ObjectStore>(
             .await?;
         files.push(file);
     }
+    sdp_core::crash::point("compaction.after_files");
     let mut manifest = Manifest {
         files,
         inputs: covered,
@@ -510,6 +554,7 @@ async fn compact_locked<O: ObjectStore>(
     objects
         .put(manifest_key, bytes, "application/json", Precondition::None)
         .await?;
+    sdp_core::crash::point("compaction.after_manifest");
     // Only now, with the new files and their manifest durable, the older generations go.
     remove_older_generations(objects, target, &manifest).await?;
     drop(readers_held);
@@ -684,6 +729,36 @@ mod tests {
         let summary = run_at(&objects, NOW_MS + 60_000).unwrap();
         assert_eq!(summary["compacted"][0]["rows"], 2, "{summary}");
         assert_eq!(parts(&objects), manifest(&objects).files);
+    }
+
+    #[test]
+    fn recovery_after_a_crash_leaves_one_generation_per_partition_and_no_lock() {
+        let objects = MemoryObjects::default();
+        land(&objects, "1", &["a", "b"]);
+        run_at(&objects, NOW_MS).unwrap();
+        let first = parts(&objects);
+        // A run that died after its manifest, before its delete and its unlock: two generations.
+        land(&objects, "2", &["c"]);
+        objects.fail_once(Call::Delete, &first[0]);
+        assert!(run_at(&objects, NOW_MS + 60_000).is_err());
+        objects.insert_at(&format!("{PARTITION}{LOCK}"), b"{}", NOW_MS + 60_000);
+        // And the first run of another partition, dead between its file and its manifest.
+        let other = "parquet/bcns/dt=2026-11-22/hour=11/";
+        objects.insert_at(&format!("{other}part-00-00000.parquet"), b"x", NOW_MS);
+        assert_eq!(parts(&objects).len(), 2);
+
+        let removed = ready(recover_after_crash(&objects)).unwrap();
+        assert_eq!(
+            removed,
+            [
+                format!("{PARTITION}{LOCK}"),
+                format!("{PARTITION}{}", first[0]),
+                format!("{other}part-00-00000.parquet"),
+            ]
+        );
+        assert_eq!(parts(&objects), manifest(&objects).files);
+        assert_eq!(manifest(&objects).rows, 3);
+        assert!(ready(recover_after_crash(&objects)).unwrap().is_empty());
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl<O: ObjectStore> ModelStore<O> {
         self.objects
             .put(&version_key, bytes.clone(), JSON, Precondition::None)
             .await?;
+        sdp_core::crash::point("promotion.after_version");
         let condition = replacing.map_or(Precondition::Absent, Precondition::Matches);
         let etag = match self
             .objects
@@ -130,6 +131,7 @@ impl<O: ObjectStore> ModelStore<O> {
             Written::Done(etag) => etag,
             Written::Conflict => return Ok(Promotion::Superseded),
         };
+        sdp_core::crash::point("promotion.after_current");
         self.prune(&version_key).await?;
         Ok(Promotion::Promoted { etag })
     }

@@ -75,6 +75,7 @@ where
         }
     }
     let result = process_batch(store, config, events.clone()).await?;
+    sdp_core::crash::point("processor.after_count");
     // Every record of a refused transaction, as it came: the letter holds what was stored.
     for (tx_id, reason) in &result.rejected {
         let of_tx = decoded

@@ -93,11 +93,12 @@ async fn recent<O: ObjectStore>(
         .collect())
 }
 
-async fn read<O: ObjectStore>(objects: &O, key: &str) -> Result<Bytes, RetrainingError> {
+/// A listed file's bytes; None if a compaction replaced it since the listing (its rows are in
+/// the newer generation, which this run did not list).
+async fn read<O: ObjectStore>(objects: &O, key: &str) -> Result<Option<Bytes>, RetrainingError> {
     match objects.get(key, None).await? {
-        Fetched::Found(object) => Ok(Bytes::from(object.bytes)),
-        // Replaced by a newer compaction between the listing and now: the next run reads that.
-        Fetched::Missing | Fetched::Unchanged => Ok(Bytes::new()),
+        Fetched::Found(object) => Ok(Some(Bytes::from(object.bytes))),
+        Fetched::Missing | Fetched::Unchanged => Ok(None),
     }
 }
 
@@ -136,20 +137,32 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
         Serving::Model { model, etag } => (model, Some(etag)),
         Serving::NoneYet | Serving::Unchanged => (bootstrap(), None),
     };
+    // A file replaced while the run reads leaves it a partial view of the lake: a model trained
+    // on part of the data must not be compared, let alone promoted. The run ends without a record,
+    // so the next one (minutes later on AWS, a moment later locally) reads the lake again.
+    let changed = |key: &str| {
+        let record = json!({
+            "at_ms": now_ms,
+            "outcome": "the lake changed during the run; the next run reads it again",
+            "replaced": key,
+        });
+        tracing::info!(%record, "retraining skipped");
+        record
+    };
     let mut data = LabelledBids::with_max_bids(settings.max_bids);
     for object in &bcns {
-        let bytes = read(objects, &object.key).await?;
-        if !bytes.is_empty() {
-            sdp_lake::training::add_bids(bytes, &mut data)
-                .map_err(|source| read_error(objects, &object.key, source))?;
-        }
+        let Some(bytes) = read(objects, &object.key).await? else {
+            return Ok(changed(&object.key));
+        };
+        sdp_lake::training::add_bids(bytes, &mut data)
+            .map_err(|source| read_error(objects, &object.key, source))?;
     }
     for object in &impressions {
-        let bytes = read(objects, &object.key).await?;
-        if !bytes.is_empty() {
-            sdp_lake::training::add_wins(bytes, &mut data)
-                .map_err(|source| read_error(objects, &object.key, source))?;
-        }
+        let Some(bytes) = read(objects, &object.key).await? else {
+            return Ok(changed(&object.key));
+        };
+        sdp_lake::training::add_wins(bytes, &mut data)
+            .map_err(|source| read_error(objects, &object.key, source))?;
     }
 
     // The version sorts by time and names its input: the same files give the same suffix.
@@ -258,7 +271,32 @@ pub fn metrics_line(namespace: &str, now_ms: i64, record: &Value, promoted: bool
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+    use sdp_core::memory::{ready, Call, MemoryObjects};
+
+    #[test]
+    fn a_file_replaced_during_the_run_ends_it_untrained_and_unrecorded_for_the_next_to_retry() {
+        let lake = MemoryObjects::default();
+        let key = "parquet/bcns/dt=2026-11-22/hour=10/part-0-00000.parquet";
+        lake.insert_at(key, b"not read", 1_795_341_600_000);
+        lake.fail_once(Call::GetVanished, key);
+        let models = ModelStore::new(MemoryObjects::default(), "models/");
+        let record = ready(run(
+            &lake,
+            &models,
+            &RetrainingSettings::default(),
+            1_795_341_600_000,
+        ))
+        .unwrap();
+        assert_eq!(
+            record["outcome"],
+            "the lake changed during the run; the next run reads it again"
+        );
+        assert_eq!(record["replaced"], key);
+        assert!(ready(models.last_run()).unwrap().is_none());
+    }
 
     #[test]
     fn the_window_starts_whole_days_back() {

@@ -5,6 +5,7 @@
 //! It must not depend on the AWS SDK, the Lambda runtime, an async runtime or any storage engine;
 //! adapters in `runtime/aws` and `runtime/local` implement its ports.
 
+pub mod crash;
 pub mod events;
 pub mod join;
 pub mod lake;

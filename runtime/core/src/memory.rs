@@ -237,6 +237,8 @@ impl LakeSink for MemoryLake {
 pub enum Call {
     Put,
     Delete,
+    /// The object is gone when read, as after a concurrent writer replaced it since a listing.
+    GetVanished,
 }
 
 /// A bucket in memory, with S3's semantics: a flat key space listed in key order, entity tags
@@ -332,6 +334,9 @@ impl ObjectStore for MemoryObjects {
     }
 
     async fn get(&self, key: &str, known_etag: Option<&str>) -> Result<Fetched, StoreError> {
+        if self.faulted(Call::GetVanished, key) {
+            return Ok(Fetched::Missing);
+        }
         Ok(match lock(&self.objects).get(key) {
             None => Fetched::Missing,
             Some(o) if known_etag == Some(o.etag.as_str()) => Fetched::Unchanged,

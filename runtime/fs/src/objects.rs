@@ -78,6 +78,41 @@ impl FsObjects {
         &self.root
     }
 
+    /// Removes the temporary files that writers of other processes left when they died between
+    /// writing and renaming (`kill -9`, a crash, a power cut); how many. Invisible to readers, they
+    /// would otherwise only take space. Call it where no other process writes to this directory
+    /// (`sdp local` holds its data directory's lock).
+    pub fn remove_dead_temporaries(&self) -> std::io::Result<usize> {
+        let this_process = std::process::id().to_string();
+        let mut removed = 0;
+        let mut pending = vec![self.root.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    pending.push(entry.path());
+                    continue;
+                }
+                // `.<name>.<pid>.<n>.tmp`
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let writer = name
+                    .strip_prefix('.')
+                    .and_then(|n| n.strip_suffix(".tmp"))
+                    .and_then(|n| n.rsplit('.').nth(1));
+                if writer.is_some_and(|pid| pid != this_process) {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// The file of `key`. A key is relative, its segments plain names: no `..`, no empty or
     /// hidden segment (hidden names are this store's own files).
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
@@ -148,10 +183,15 @@ impl FsObjects {
             std::process::id(),
             self.temporaries.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
+        // A write that fails (a full disk, a failing sync) leaves no temporary behind.
+        let written = File::create(&temporary).and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+        if let Err(err) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(err);
+        }
         let held = match precondition {
             Precondition::None => None,
             Precondition::Absent | Precondition::Matches(_) => Some(self.conditional_writes()?),
@@ -169,6 +209,7 @@ impl FsObjects {
             std::fs::remove_file(&temporary)?;
             return Ok(Written::Conflict);
         }
+        sdp_core::crash::point("objects.before_rename");
         std::fs::rename(&temporary, &path)?;
         drop(held);
         // The rename is durable once the directory is.
@@ -404,5 +445,26 @@ mod tests {
         ));
         assert!(objects.get("../escape", None).await.is_err());
         assert!(objects.get("a/.hidden", None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn temporaries_of_a_dead_writer_are_removed_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = FsObjects::new(dir.path());
+        let key = "raw/bcns/dt=2026-11-22/hour=10/b1.json";
+        objects
+            .put(key, b"{}".to_vec(), "", Precondition::None)
+            .await
+            .unwrap();
+        let partition = dir.path().join("raw/bcns/dt=2026-11-22/hour=10");
+        let dead = partition.join(format!(".b2.json.{}.0.tmp", u32::MAX));
+        let ours = partition.join(format!(".b3.json.{}.7.tmp", std::process::id()));
+        std::fs::write(&dead, b"half").unwrap();
+        std::fs::write(&ours, b"in flight").unwrap();
+
+        assert_eq!(objects.remove_dead_temporaries().unwrap(), 1);
+        assert!(!dead.exists());
+        assert!(ours.exists(), "a write of this process may be in flight");
+        assert_eq!(objects.list("raw/").await.unwrap().len(), 1);
     }
 }

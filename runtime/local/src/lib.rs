@@ -2,10 +2,13 @@
 //! (validation, join, aggregation, reports) over local adapters:
 //! - [`log`]: a durable event log in place of Kinesis (an event answered 200 is on disk);
 //! - [`state`]: the join state and aggregates in place of DynamoDB;
+//! - [`database`]: the redb files under both, reopened after an I/O error (a full disk, a failing
+//!   sync), so the platform carries on once the disk does;
 //! - [`processor`]: the stream processor in place of the Kinesis-triggered Lambda, landing raw
 //!   rows in the lake directory (`sdp_app::raw_lake`) in place of Firehose;
 //! - [`scheduled`]: compaction and retraining (`sdp-app`'s, as the compactor and trainer Lambdas
 //!   run them) over the lake directory every so often; the model the predictions API serves;
+//!   what a crash left in the lake, cleared on start;
 //! - [`server`]: the APIs over HTTP on loopback in place of API Gateway.
 //!
 //! The lake directory is an `sdp_fs::FsObjects` store, laid out as the S3 bucket is.
@@ -14,36 +17,13 @@
 //! transactions whose commit is synced to disk, readers that never block the writer, and a file
 //! lock that refuses a second process. Must not depend on the AWS SDK.
 
+pub mod database;
 pub mod log;
 pub mod platform;
 pub mod processor;
 pub mod scheduled;
 pub mod server;
 pub mod state;
-
-use std::path::Path;
-
-use redb::{Database, DatabaseError};
-use sdp_core::ports::StoreError;
-
-/// Opens (or creates) the database file at `path`. A file another process holds is refused with
-/// a message that says so: two writers would corrupt nothing (the lock prevents it), but the
-/// user needs to know why the second one stopped.
-pub(crate) fn open_database(path: &Path) -> Result<Database, StoreError> {
-    Database::create(path).map_err(|err| match err {
-        DatabaseError::DatabaseAlreadyOpen => StoreError::Permanent {
-            message: format!(
-                "{} is in use by another process (is another `sdp local` running on this data directory?)",
-                path.display()
-            ),
-            source: None,
-        },
-        other => StoreError::Permanent {
-            message: format!("cannot open {}: {other}", path.display()),
-            source: Some(Box::new(other)),
-        },
-    })
-}
 
 /// The wall clock in epoch milliseconds: receive times, report defaults, model versions.
 pub(crate) fn now_ms() -> i64 {

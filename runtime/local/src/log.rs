@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use sdp_core::events::Event;
 use sdp_core::ports::{EventLog, StoreError};
 
-use crate::open_database;
+use crate::database::{storage, DatabaseFile};
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 
@@ -51,7 +51,7 @@ pub struct LocalLog {
 /// A handle that reads the log (the processor's): it does not keep the writer alive.
 #[derive(Clone)]
 pub struct LogReader {
-    db: Arc<Database>,
+    db: Arc<DatabaseFile>,
     last: watch::Receiver<u64>,
 }
 
@@ -67,17 +67,27 @@ impl LocalLog {
         path: &Path,
         capacity: usize,
     ) -> Result<(LocalLog, std::thread::JoinHandle<()>), StoreError> {
-        let db = Arc::new(open_database(path)?);
-        let write = db.begin_write().map_err(storage)?;
-        write.open_table(EVENTS).map_err(storage)?;
-        write.commit().map_err(storage)?;
-        let last_seq = last_seq(&db)?;
+        LocalLog::open_file(DatabaseFile::open(path)?, capacity)
+    }
+
+    /// [`LocalLog::open_with_capacity`] on an open database file.
+    pub fn open_file(
+        file: DatabaseFile,
+        capacity: usize,
+    ) -> Result<(LocalLog, std::thread::JoinHandle<()>), StoreError> {
+        let db = Arc::new(file);
+        db.with(|db| {
+            let write = db.begin_write().map_err(storage)?;
+            write.open_table(EVENTS).map_err(storage)?;
+            write.commit().map_err(storage)
+        })?;
+        let last_seq = db.with(last_seq)?;
         let (last_tx, last) = watch::channel(last_seq);
         let (appends, mut queue) = mpsc::channel(capacity.max(1));
         let writer_db = Arc::clone(&db);
         let writer = std::thread::Builder::new()
             .name("sdp-log-writer".into())
-            .spawn(move || write_loop(&writer_db, &mut queue, last_seq, &last_tx))
+            .spawn(move || write_loop(&writer_db, &mut queue, &last_tx))
             .map_err(|e| StoreError::Permanent {
                 message: format!("cannot start the log writer: {e}"),
                 source: None,
@@ -101,18 +111,20 @@ impl LogReader {
     /// bytes as appended (an event's JSON), decoded by the processor, which keeps a record that
     /// is not an event aside instead of stopping at it.
     pub fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let read = self.db.begin_read().map_err(storage)?;
-        let table = read.open_table(EVENTS).map_err(storage)?;
-        let mut records = Vec::new();
-        for entry in table
-            .range(after.saturating_add(1)..)
-            .map_err(storage)?
-            .take(max)
-        {
-            let (seq, bytes) = entry.map_err(storage)?;
-            records.push((seq.value(), bytes.value().to_vec()));
-        }
-        Ok(records)
+        self.db.with(|db| {
+            let read = db.begin_read().map_err(storage)?;
+            let table = read.open_table(EVENTS).map_err(storage)?;
+            let mut records = Vec::new();
+            for entry in table
+                .range(after.saturating_add(1)..)
+                .map_err(storage)?
+                .take(max)
+            {
+                let (seq, bytes) = entry.map_err(storage)?;
+                records.push((seq.value(), bytes.value().to_vec()));
+            }
+            Ok(records)
+        })
     }
 
     /// Follows the sequence number of the newest committed event.
@@ -163,12 +175,7 @@ impl EventLog for LocalLog {
     }
 }
 
-fn write_loop(
-    db: &Database,
-    queue: &mut mpsc::Receiver<Append>,
-    mut last_seq: u64,
-    last: &watch::Sender<u64>,
-) {
+fn write_loop(db: &DatabaseFile, queue: &mut mpsc::Receiver<Append>, last: &watch::Sender<u64>) {
     let mut last_commit = Duration::ZERO;
     // `None` once every handle is gone and the queue is drained.
     while let Some(first) = queue.blocking_recv() {
@@ -194,12 +201,14 @@ fn write_loop(
             continue;
         }
         let started = Instant::now();
-        let committed = commit(db, last_seq, &batch);
+        // A failed commit (a full disk, a failing sync) is refused to its appends: 503, nothing
+        // acknowledged. The next commit reopens the file if the failure closed it.
+        let committed = db.with(|db| commit(db, &batch).map_err(storage));
         last_commit = started.elapsed();
         match committed {
             Ok(new_last) => {
-                last_seq = new_last;
-                last.send_replace(last_seq);
+                sdp_core::crash::point("log.after_commit");
+                last.send_replace(new_last);
                 for append in batch {
                     let _ = append.done.send(Ok(()));
                 }
@@ -214,17 +223,21 @@ fn write_loop(
     }
 }
 
-/// Appends every event of `batch` in one transaction, synced before it returns.
-fn commit(db: &Database, last_seq: u64, batch: &[Append]) -> Result<u64, redb::Error> {
+/// Appends every event of `batch` in one transaction, synced before it returns; the sequence
+/// number of the last one. Numbers follow the last committed one, read in the transaction: a
+/// commit that failed may yet have been made durable, and it is the file that knows.
+fn commit(db: &Database, batch: &[Append]) -> Result<u64, redb::Error> {
     let write = db.begin_write()?;
-    let mut seq = last_seq;
+    let mut seq;
     {
         let mut table = write.open_table(EVENTS)?;
+        seq = table.last()?.map_or(0, |(seq, _)| seq.value());
         for bytes in batch.iter().flat_map(|append| &append.events) {
             seq += 1;
             table.insert(seq, bytes.as_slice())?;
         }
     }
+    sdp_core::crash::point("log.before_commit");
     write.commit()?;
     Ok(seq)
 }
@@ -237,14 +250,6 @@ fn last_seq(db: &Database) -> Result<u64, StoreError> {
         .map_err(storage)?
         .map_or(0, |(seq, _)| seq.value());
     Ok(last)
-}
-
-pub(crate) fn storage(err: impl Into<redb::Error>) -> StoreError {
-    let err: redb::Error = err.into();
-    StoreError::Transient {
-        message: format!("local storage: {err}"),
-        source: Some(Box::new(err)),
-    }
 }
 
 #[cfg(test)]
@@ -293,5 +298,52 @@ mod tests {
         drop(log);
         writer.join().unwrap();
         println!("overload: {accepted} appends accepted, {shed} shed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_sync_refuses_its_appends_and_the_log_carries_on_once_the_disk_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (opener, failing) = crate::database::tests::failing_sync();
+        let file = DatabaseFile::open_with(&dir.path().join("log.redb"), opener).unwrap();
+        let (log, writer) = LocalLog::open_file(file, 16).unwrap();
+        let events = scenario(30);
+        log.append(&events[..10]).await.unwrap();
+
+        // While the disk's syncs fail, every append is refused (503 at the API), none stored.
+        failing.store(true, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..3 {
+            let err = log.append(&events[10..20]).await.unwrap_err();
+            assert!(err.is_transient(), "{err}");
+            assert!(err.to_string().contains("fsync failed"), "{err}");
+        }
+
+        // Once they succeed again, the log is reopened and carries on after what it held.
+        failing.store(false, std::sync::atomic::Ordering::SeqCst);
+        log.append(&events[10..]).await.unwrap();
+        let stored = log.reader().read_after(0, usize::MAX).unwrap();
+        let numbers: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(numbers, (1..=stored.len() as u64).collect::<Vec<u64>>());
+        let encoded = |events: &[Event]| -> Vec<Vec<u8>> {
+            events
+                .iter()
+                .map(|e| serde_json::to_vec(e).unwrap())
+                .collect()
+        };
+        let bytes: Vec<Vec<u8>> = stored.into_iter().map(|(_, b)| b).collect();
+        // Every acknowledged event, in order. A refused commit may still have reached the disk
+        // before its sync failed (a 503 promises nothing stored, nor that nothing was): then its
+        // events sit between, as a client's retry would have stored them again anyway.
+        let after = events.len() - 10;
+        assert!(bytes.len() >= events.len(), "{} stored", bytes.len());
+        assert_eq!(bytes[..10], encoded(&events[..10]));
+        assert_eq!(bytes[bytes.len() - after..], encoded(&events[10..]));
+        assert!(
+            bytes[10..bytes.len() - after]
+                .chunks(10)
+                .all(|refused| refused == encoded(&events[10..20])),
+            "only whole refused appends in between"
+        );
+        drop(log);
+        writer.join().unwrap();
     }
 }

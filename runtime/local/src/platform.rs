@@ -78,10 +78,13 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         source,
     })?;
 
+    // One lake directory: the processor's raw rows and dead letters, compaction, retraining.
+    // The databases are open, so this process holds the data directory: a crash's leftovers
+    // are cleared before anything reads the lake.
+    let lake = crate::scheduled::lake(&options.data_dir);
+    crate::scheduled::recover_after_crash(&lake).await;
     let (stop_processor, processor_stopped) = watch::channel(false);
     let (reader, processor_state, join) = (log.reader(), state.clone(), options.join);
-    // One lake directory: the processor's raw rows and dead letters, compaction, retraining.
-    let lake = crate::scheduled::lake(&options.data_dir);
     let processor_lake = Arc::clone(&lake);
     // Its own thread: commits sync to disk, which must not stall the HTTP workers.
     let processor = std::thread::Builder::new()

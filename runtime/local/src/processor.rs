@@ -74,6 +74,7 @@ pub async fn run(
         let processed = process_and_land(&state, &raw_lake, &lake, &config, &name, records);
         let saved = match processed.await {
             Ok(processed) => {
+                sdp_core::crash::point("processor.after_landing");
                 if processed.dead_letters > 0 {
                     eprintln!(
                         "processor: {} record(s) up to {last} can never be processed; kept in lake/dead-letter/",

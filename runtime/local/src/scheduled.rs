@@ -40,6 +40,28 @@ pub fn model_cache(lake: &Lake) -> ModelCache<Lake> {
     ModelCache::new(models(lake), MODEL_REFRESH)
 }
 
+/// Clears what a process that died (`kill -9`, a crash, a power cut) left in the lake: temporary
+/// files of writes it never renamed, its compaction locks, and Parquet files no manifest names,
+/// which a query would read beside the partition's current generation. Run at start, before
+/// anything else uses the lake; the caller holds the data directory's lock, so no other process
+/// writes to it. A failure is reported and the platform starts all the same: the next compaction
+/// run sweeps a partition's older generations too.
+pub async fn recover_after_crash(lake: &Lake) {
+    match lake.remove_dead_temporaries() {
+        Ok(0) => {}
+        Ok(n) => eprintln!("recovery: removed {n} temporary file(s) of writes cut off by a crash"),
+        Err(err) => eprintln!("recovery: looking for temporary files failed: {err}"),
+    }
+    match compaction::recover_after_crash(lake.as_ref()).await {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => eprintln!(
+            "recovery: removed what a compaction cut off by a crash left: {}",
+            removed.join(", ")
+        ),
+        Err(err) => eprintln!("recovery: {}", with_causes(&err)),
+    }
+}
+
 /// Compacts closed hours of the lake every `period` until `stop` turns true.
 pub async fn compaction(lake: Lake, period: Duration, stop: watch::Receiver<bool>) {
     let settings = CompactionSettings::default();

@@ -6,14 +6,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use sdp_core::join::{Counts, Transaction};
 use sdp_core::ports::{AggregateReader, CommitOutcome, StateChange, StateStore, StoreError};
 use sdp_core::reports::WindowCounts;
 
-use crate::log::storage;
-use crate::open_database;
+use crate::database::{storage, DatabaseFile};
 
 const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transactions");
 /// (campaign_item_id, window start in epoch seconds) → (bids, imps, clicks).
@@ -23,38 +22,48 @@ const PROCESSED: &str = "processed_seq";
 
 #[derive(Clone)]
 pub struct LocalState {
-    db: Arc<Database>,
+    db: Arc<DatabaseFile>,
 }
 
 impl LocalState {
     pub fn open(path: &Path) -> Result<LocalState, StoreError> {
-        let db = open_database(path)?;
-        let write = db.begin_write().map_err(storage)?;
-        write.open_table(TRANSACTIONS).map_err(storage)?;
-        write.open_table(AGGREGATES).map_err(storage)?;
-        write.open_table(META).map_err(storage)?;
-        write.commit().map_err(storage)?;
-        Ok(LocalState { db: Arc::new(db) })
+        LocalState::open_file(DatabaseFile::open(path)?)
+    }
+
+    /// [`LocalState::open`] on an open database file.
+    pub fn open_file(file: DatabaseFile) -> Result<LocalState, StoreError> {
+        file.with(|db| {
+            let write = db.begin_write().map_err(storage)?;
+            write.open_table(TRANSACTIONS).map_err(storage)?;
+            write.open_table(AGGREGATES).map_err(storage)?;
+            write.open_table(META).map_err(storage)?;
+            write.commit().map_err(storage)
+        })?;
+        Ok(LocalState { db: Arc::new(file) })
     }
 
     /// The sequence number of the last log event whose processing was committed.
     pub fn processed(&self) -> Result<u64, StoreError> {
-        let read = self.db.begin_read().map_err(storage)?;
-        let meta = read.open_table(META).map_err(storage)?;
-        Ok(meta
-            .get(PROCESSED)
-            .map_err(storage)?
-            .map_or(0, |v| v.value()))
+        self.db.with(|db| {
+            let read = db.begin_read().map_err(storage)?;
+            let meta = read.open_table(META).map_err(storage)?;
+            Ok(meta
+                .get(PROCESSED)
+                .map_err(storage)?
+                .map_or(0, |v| v.value()))
+        })
     }
 
     pub fn set_processed(&self, seq: u64) -> Result<(), StoreError> {
-        let write = self.db.begin_write().map_err(storage)?;
-        write
-            .open_table(META)
-            .map_err(storage)?
-            .insert(PROCESSED, seq)
-            .map_err(storage)?;
-        write.commit().map_err(storage)
+        self.db.with(|db| {
+            let write = db.begin_write().map_err(storage)?;
+            write
+                .open_table(META)
+                .map_err(storage)?
+                .insert(PROCESSED, seq)
+                .map_err(storage)?;
+            write.commit().map_err(storage)
+        })
     }
 }
 
@@ -67,15 +76,17 @@ fn decode(tx_id: &str, bytes: &[u8]) -> Result<Transaction, StoreError> {
 
 impl StateStore for LocalState {
     async fn load(&self, tx_ids: &[String]) -> Result<HashMap<String, Transaction>, StoreError> {
-        let read = self.db.begin_read().map_err(storage)?;
-        let table = read.open_table(TRANSACTIONS).map_err(storage)?;
-        let mut found = HashMap::new();
-        for tx_id in tx_ids {
-            if let Some(bytes) = table.get(tx_id.as_str()).map_err(storage)? {
-                found.insert(tx_id.clone(), decode(tx_id, bytes.value())?);
+        self.db.with(|db| {
+            let read = db.begin_read().map_err(storage)?;
+            let table = read.open_table(TRANSACTIONS).map_err(storage)?;
+            let mut found = HashMap::new();
+            for tx_id in tx_ids {
+                if let Some(bytes) = table.get(tx_id.as_str()).map_err(storage)? {
+                    found.insert(tx_id.clone(), decode(tx_id, bytes.value())?);
+                }
             }
-        }
-        Ok(found)
+            Ok(found)
+        })
     }
 
     /// All changes in one transaction; a change whose state moved since it was read is left out
@@ -85,40 +96,42 @@ impl StateStore for LocalState {
         if changes.is_empty() {
             return Ok(outcome);
         }
-        let write = self.db.begin_write().map_err(storage)?;
-        {
-            let mut states = write.open_table(TRANSACTIONS).map_err(storage)?;
-            let mut aggregates = write.open_table(AGGREGATES).map_err(storage)?;
-            for change in changes {
-                let tx_id = change.state.tx_id.as_str();
-                let stored_version = match states.get(tx_id).map_err(storage)? {
-                    Some(bytes) => Some(decode(tx_id, bytes.value())?.version),
-                    None => None,
-                };
-                if stored_version.is_some_and(|v| v != change.read_version) {
-                    outcome.conflicts.push(tx_id.to_owned());
-                    continue;
-                }
-                let encoded =
-                    serde_json::to_vec(&change.state).map_err(|e| StoreError::Permanent {
-                        message: format!("cannot encode the state of `{tx_id}`: {e}"),
-                        source: None,
-                    })?;
-                states.insert(tx_id, encoded.as_slice()).map_err(storage)?;
-                for (key, add) in &change.increments {
-                    let at = (key.campaign_item_id, key.period);
-                    let (bids, imps, clicks) = aggregates
-                        .get(at)
-                        .map_err(storage)?
-                        .map_or((0, 0, 0), |v| v.value());
-                    aggregates
-                        .insert(at, (bids + add.bids, imps + add.imps, clicks + add.clicks))
-                        .map_err(storage)?;
+        self.db.with(|db| {
+            let write = db.begin_write().map_err(storage)?;
+            {
+                let mut states = write.open_table(TRANSACTIONS).map_err(storage)?;
+                let mut aggregates = write.open_table(AGGREGATES).map_err(storage)?;
+                for change in changes {
+                    let tx_id = change.state.tx_id.as_str();
+                    let stored_version = match states.get(tx_id).map_err(storage)? {
+                        Some(bytes) => Some(decode(tx_id, bytes.value())?.version),
+                        None => None,
+                    };
+                    if stored_version.is_some_and(|v| v != change.read_version) {
+                        outcome.conflicts.push(tx_id.to_owned());
+                        continue;
+                    }
+                    let encoded =
+                        serde_json::to_vec(&change.state).map_err(|e| StoreError::Permanent {
+                            message: format!("cannot encode the state of `{tx_id}`: {e}"),
+                            source: None,
+                        })?;
+                    states.insert(tx_id, encoded.as_slice()).map_err(storage)?;
+                    for (key, add) in &change.increments {
+                        let at = (key.campaign_item_id, key.period);
+                        let (bids, imps, clicks) = aggregates
+                            .get(at)
+                            .map_err(storage)?
+                            .map_or((0, 0, 0), |v| v.value());
+                        aggregates
+                            .insert(at, (bids + add.bids, imps + add.imps, clicks + add.clicks))
+                            .map_err(storage)?;
+                    }
                 }
             }
-        }
-        write.commit().map_err(storage)?;
-        Ok(outcome)
+            write.commit().map_err(storage)?;
+            Ok(outcome)
+        })
     }
 }
 
@@ -129,21 +142,23 @@ impl AggregateReader for LocalState {
         from: i64,
         to: i64,
     ) -> Result<Vec<WindowCounts>, StoreError> {
-        let read = self.db.begin_read().map_err(storage)?;
-        let table = read.open_table(AGGREGATES).map_err(storage)?;
-        let mut windows = Vec::new();
-        for entry in table
-            .range((campaign_item_id, from)..=(campaign_item_id, to))
-            .map_err(storage)?
-        {
-            let (key, value) = entry.map_err(storage)?;
-            let (bids, imps, clicks) = value.value();
-            windows.push(WindowCounts {
-                period: key.value().1,
-                counts: Counts { bids, imps, clicks },
-            });
-        }
-        Ok(windows)
+        self.db.with(|db| {
+            let read = db.begin_read().map_err(storage)?;
+            let table = read.open_table(AGGREGATES).map_err(storage)?;
+            let mut windows = Vec::new();
+            for entry in table
+                .range((campaign_item_id, from)..=(campaign_item_id, to))
+                .map_err(storage)?
+            {
+                let (key, value) = entry.map_err(storage)?;
+                let (bids, imps, clicks) = value.value();
+                windows.push(WindowCounts {
+                    period: key.value().1,
+                    counts: Counts { bids, imps, clicks },
+                });
+            }
+            Ok(windows)
+        })
     }
 }
 
