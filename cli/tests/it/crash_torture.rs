@@ -8,7 +8,9 @@
 //! - the raw tables hold every event, and the Parquet tables (which `sdp query` reads) hold each
 //!   event of the closed hours once, every joined impression and click once, and aggregates
 //!   equal to the clients' ledger: no torn file, no second generation, no lost or doubled row;
-//! - the served model is never older than one served before the crash.
+//! - the promoted model (`models/current.json`, what the predictions API serves) is never older
+//!   than the one promoted before the crash, and is a whole file;
+//! - no temporary file of a write the crash cut off is left once it has restarted.
 //!
 //! `SDP_CRASH_SEED` replays a run (the seed is printed); `SDP_CRASH_CYCLES` changes its length
 //! when debugging (CI runs the default).
@@ -34,8 +36,10 @@ use crate::common::{agent, data_dir, get, post, query_rows, Local};
 const CRASHES: usize = 200;
 /// Crashes on one data directory before the next starts afresh (the lake stays small).
 const CRASHES_PER_DIRECTORY: usize = 10;
-/// How long a crash point may take to be reached before the process is killed from outside.
+/// How long a crash point may take to be reached before the process is killed from outside; a
+/// promotion waits for the load to be processed, compacted and trained on, on a busy machine.
 const POINT_DEADLINE: Duration = Duration::from_secs(5);
+const PROMOTION_DEADLINE: Duration = Duration::from_secs(15);
 /// Campaign 1 bids on win.example and always wins an impression; campaign 2 on lose.example never
 /// does: a model can learn it, so retraining promotes.
 const CAMPAIGNS: [(i64, &str); 2] = [(1, "win.example"), (2, "lose.example")];
@@ -269,6 +273,17 @@ struct Leftovers {
 }
 
 fn leftovers(lake: &Path, found: &mut Leftovers) {
+    leftovers_of_others(lake, None, found);
+}
+
+/// [`leftovers`], but not the temporaries of the process `this` (pid).
+fn leftovers_of_others(lake: &Path, this: Option<u32>, found: &mut Leftovers) {
+    // `.<name>.<pid>.<n>.tmp`
+    let writer = |name: &str| {
+        name.rsplit('.')
+            .nth(2)
+            .and_then(|pid| pid.parse::<u32>().ok())
+    };
     let mut pending = vec![lake.to_owned()];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -286,6 +301,7 @@ fn leftovers(lake: &Path, found: &mut Leftovers) {
         found.temporaries += names
             .iter()
             .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+            .filter(|n| this.is_none() || writer(n) != this)
             .count();
         found.locks += names.iter().filter(|n| *n == "_compacting").count();
         let named: Vec<String> = std::fs::read(dir.join("_manifest.json"))
@@ -307,8 +323,8 @@ fn leftovers(lake: &Path, found: &mut Leftovers) {
     }
 }
 
-/// The version the model file of the lake serves, if one was promoted; panics on a torn file.
-fn served_version(lake: &Path) -> Option<String> {
+/// The version of the promoted model of the lake, if any; panics on a torn file.
+fn promoted_version(lake: &Path) -> Option<String> {
     let bytes = std::fs::read(lake.join("models/current.json")).ok()?;
     let model: Value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("models/current.json is not a whole model: {e}"));
@@ -340,13 +356,20 @@ fn check_after_crash(
     let started = Instant::now();
     let local = Local::try_start(dir, SCHEDULE, &[], server_log()).unwrap();
     timing.restart += started.elapsed();
-    let served = served_version(&dir.join("lake"));
+    let promoted = promoted_version(&dir.join("lake"));
     assert!(
-        served >= *newest_model,
-        "the served model went back from {newest_model:?} to {served:?}"
+        promoted >= *newest_model,
+        "the promoted model went back from {newest_model:?} to {promoted:?}"
     );
-    *newest_model = served;
-    let mut checked = 1;
+    *newest_model = promoted;
+    // Cleared before it serves: any temporary now is one of this process's writes in flight.
+    let mut found = Leftovers::default();
+    leftovers_of_others(&dir.join("lake"), Some(local.child.id()), &mut found);
+    assert_eq!(
+        found.temporaries, 0,
+        "temporaries of the crashed process are left"
+    );
+    let mut checked = 2;
 
     let started = Instant::now();
     // Clients resend what was never answered 200; then every event is stored.
@@ -501,9 +524,14 @@ fn sdp_local_killed_at_200_points_loses_no_acknowledged_event_and_keeps_the_lake
                         "compaction" => 2,
                         _ => 1,
                     };
+                    let deadline = if PROMOTION_POINTS.contains(&point) {
+                        PROMOTION_DEADLINE
+                    } else {
+                        POINT_DEADLINE
+                    };
                     (
                         vec![("SDP_CRASH_AT", format!("{point}:{}", 1 + rng.below(most)))],
-                        POINT_DEADLINE,
+                        deadline,
                     )
                 }
                 Crash::Anywhere => (Vec::new(), Duration::from_millis(20 + rng.below(500))),
@@ -558,7 +586,7 @@ fn sdp_local_killed_at_200_points_loses_no_acknowledged_event_and_keeps_the_lake
     // Straight to stderr, past the test harness's capture: the counts belong in every run's log.
     let mut summary = format!(
         "crash torture: {} crashes in {:.0?}, each followed by a restart and a check of the \
-         reports, the lake and the served model: {checks} checks, {figures} figures compared\n",
+         reports, the lake and the promoted model: {checks} checks, {figures} figures compared\n",
         tally.values().map(|t| t.0).sum::<usize>(),
         started.elapsed()
     );

@@ -291,19 +291,14 @@ pub async fn recover_after_crash<O: ObjectStore>(
             }
         }
         for (target, found) in partitions {
-            let manifest = read_manifest(objects, &format!("{target}_manifest.json")).await?;
-            let named = |name: &str| {
-                manifest
-                    .as_ref()
-                    .is_some_and(|m| m.files.iter().any(|f| f == name))
-            };
-            for object in found {
-                let name = &object.key[target.len()..];
-                if name == LOCK || (name.starts_with("part-") && !named(name)) {
-                    objects.delete(&object.key).await?;
-                    removed.push(object.key);
-                }
+            let lock = format!("{target}{LOCK}");
+            if found.iter().any(|o| o.key == lock) {
+                objects.delete(&lock).await?;
+                removed.push(lock);
             }
+            let manifest = read_manifest(objects, &format!("{target}_manifest.json")).await?;
+            let older = remove_older_generations(objects, &target, manifest.as_ref()).await?;
+            removed.extend(older.into_iter().map(|name| format!("{target}{name}")));
         }
     }
     Ok(removed)
@@ -433,16 +428,18 @@ async fn take_lock<O: ObjectStore>(
     Ok(matches!(taken, Written::Done(_)))
 }
 
-/// Deletes every `part-` file under `target` that `manifest` does not name; their names.
+/// Deletes every `part-` file under `target` that `manifest` does not name (all of them if there
+/// is no manifest: a first run died before writing it); their names.
 async fn remove_older_generations<O: ObjectStore>(
     objects: &O,
     target: &str,
-    manifest: &Manifest,
+    manifest: Option<&Manifest>,
 ) -> Result<Vec<String>, StoreError> {
+    let named = |name: &str| manifest.is_some_and(|m| m.files.iter().any(|f| f == name));
     let mut removed = Vec::new();
     for old in objects.list(target).await? {
         let name = &old.key[target.len()..];
-        if name.starts_with("part-") && !manifest.files.iter().any(|f| f == name) {
+        if name.starts_with("part-") && !named(name) {
             objects.delete(&old.key).await?;
             removed.push(name.to_owned());
         }
@@ -466,7 +463,7 @@ async fn compact_locked<O: ObjectStore>(
         let removed = match &previous {
             Some(manifest) => {
                 let _readers_held = objects.hold_readers().await?;
-                remove_older_generations(objects, target, manifest).await?
+                remove_older_generations(objects, target, Some(manifest)).await?
             }
             None => Vec::new(),
         };
@@ -556,7 +553,7 @@ async fn compact_locked<O: ObjectStore>(
         .await?;
     sdp_core::crash::point("compaction.after_manifest");
     // Only now, with the new files and their manifest durable, the older generations go.
-    remove_older_generations(objects, target, &manifest).await?;
+    remove_older_generations(objects, target, Some(&manifest)).await?;
     drop(readers_held);
     Ok(Outcome::Compacted {
         manifest,

@@ -102,7 +102,8 @@ async fn read<O: ObjectStore>(objects: &O, key: &str) -> Result<Option<Bytes>, R
     }
 }
 
-/// One run at `now_ms`; the record it stored (also the invocation's answer).
+/// One run at `now_ms`; its record (also the invocation's answer), stored as the last run's
+/// unless the run was skipped (no new data, or the lake changed while it read).
 pub async fn run<O: ObjectStore, M: ObjectStore>(
     objects: &O,
     models: &ModelStore<M>,
@@ -139,7 +140,8 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
     };
     // A file replaced while the run reads leaves it a partial view of the lake: a model trained
     // on part of the data must not be compared, let alone promoted. The run ends without a record,
-    // so the next one (minutes later on AWS, a moment later locally) reads the lake again.
+    // so the next scheduled one reads the lake again. (Compaction rewrites a partition only when
+    // late data arrives for it, so a run is cut short rarely, not every time.)
     let changed = |key: &str| {
         let record = json!({
             "at_ms": now_ms,
@@ -165,7 +167,9 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
             .map_err(|source| read_error(objects, &object.key, source))?;
     }
 
-    // The version sorts by time and names its input: the same files give the same suffix.
+    // The version sorts by time, to the millisecond (`sdp local` may promote twice in a second,
+    // and pruning keeps the newest names), and names its input: the same files give the same
+    // suffix.
     let inputs: String = bcns
         .iter()
         .chain(&impressions)
@@ -174,7 +178,11 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
     let version = format!(
         "{}-{:016x}",
         jiff::Timestamp::from_millisecond(now_ms)
-            .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+            .map(|t| format!(
+                "{}{:03}Z",
+                t.strftime("%Y%m%dT%H%M%S"),
+                now_ms.rem_euclid(1000)
+            ))
             .unwrap_or_default(),
         stable_hash(inputs.as_bytes())
     );

@@ -50,17 +50,25 @@ mod armed {
         ARMED
             .get_or_init(|| {
                 let setting = std::env::var("SDP_CRASH_AT").ok()?;
-                let (name, hit) = setting.rsplit_once(':')?;
+                // A setting that arms nothing would let a test wait out its deadline for nothing.
+                let parsed = setting.rsplit_once(':').and_then(|(name, hit)| {
+                    let hit: u64 = hit.parse().ok().filter(|&h| h > 0)?;
+                    super::POINTS
+                        .contains(&name)
+                        .then(|| (name.to_owned(), hit))
+                });
                 assert!(
-                    super::POINTS.contains(&name),
-                    "SDP_CRASH_AT names `{name}`, which is not a crash point"
+                    parsed.is_some(),
+                    "SDP_CRASH_AT=`{setting}` is not <crash point>:<hit from 1>; the points: {:?}",
+                    super::POINTS
                 );
-                Some((name.to_owned(), hit.parse().ok()?))
+                parsed
             })
             .as_ref()
     }
 
     pub fn point(name: &'static str) {
+        debug_assert!(super::POINTS.contains(&name), "`{name}` is not in POINTS");
         static HITS: AtomicU64 = AtomicU64::new(0);
         let Some((armed, kill_at)) = armed() else {
             return;

@@ -78,12 +78,12 @@ impl FsObjects {
         &self.root
     }
 
-    /// Removes the temporary files that writers of other processes left when they died between
-    /// writing and renaming (`kill -9`, a crash, a power cut); how many. Invisible to readers, they
-    /// would otherwise only take space. Call it where no other process writes to this directory
-    /// (`sdp local` holds its data directory's lock).
+    /// Removes the temporary files that writers left when they died between writing and renaming
+    /// (`kill -9`, a crash, a power cut); how many. Invisible to readers, they would otherwise only
+    /// take space. Call it before this process writes here, where no other process writes either
+    /// (`sdp local` holds its data directory's lock). Every temporary is a dead writer's then, even
+    /// one that bears this process's id: ids are reused (a container's first process is always 1).
     pub fn remove_dead_temporaries(&self) -> std::io::Result<usize> {
-        let this_process = std::process::id().to_string();
         let mut removed = 0;
         let mut pending = vec![self.root.clone()];
         while let Some(dir) = pending.pop() {
@@ -99,12 +99,9 @@ impl FsObjects {
                     continue;
                 }
                 // `.<name>.<pid>.<n>.tmp`
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let writer = name
-                    .strip_prefix('.')
-                    .and_then(|n| n.strip_suffix(".tmp"))
-                    .and_then(|n| n.rsplit('.').nth(1));
-                if writer.is_some_and(|pid| pid != this_process) {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
                     std::fs::remove_file(entry.path())?;
                     removed += 1;
                 }
@@ -183,15 +180,32 @@ impl FsObjects {
             std::process::id(),
             self.temporaries.fetch_add(1, Ordering::Relaxed)
         ));
-        // A write that fails (a full disk, a failing sync) leaves no temporary behind.
-        let written = File::create(&temporary).and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        });
-        if let Err(err) = written {
+        let written = self.write_temporary(&temporary, &path, bytes, precondition);
+        if written.is_err() {
+            // A write that fails at any step (a full disk, a failing sync, a failed rename)
+            // leaves no temporary behind.
             let _ = std::fs::remove_file(&temporary);
-            return Err(err);
         }
+        let written = written?;
+        if matches!(written, Written::Done(_)) {
+            // The rename is durable once the directory is.
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(written)
+    }
+
+    /// Writes `bytes` to `temporary`, syncs it, and renames it over `path` if `precondition` holds.
+    fn write_temporary(
+        &self,
+        temporary: &Path,
+        path: &Path,
+        bytes: &[u8],
+        precondition: Precondition<'_>,
+    ) -> std::io::Result<Written> {
+        let mut file = File::create(temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
         let held = match precondition {
             Precondition::None => None,
             Precondition::Absent | Precondition::Matches(_) => Some(self.conditional_writes()?),
@@ -199,21 +213,19 @@ impl FsObjects {
         let holds = match precondition {
             Precondition::None => true,
             Precondition::Absent => !path.try_exists()?,
-            Precondition::Matches(expected) => match std::fs::metadata(&path) {
-                Ok(metadata) => self.etag_of(&path, &metadata)? == expected,
+            Precondition::Matches(expected) => match std::fs::metadata(path) {
+                Ok(metadata) => self.etag_of(path, &metadata)? == expected,
                 Err(e) if e.kind() == ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
             },
         };
         if !holds {
-            std::fs::remove_file(&temporary)?;
+            std::fs::remove_file(temporary)?;
             return Ok(Written::Conflict);
         }
         sdp_core::crash::point("objects.before_rename");
-        std::fs::rename(&temporary, &path)?;
+        std::fs::rename(temporary, path)?;
         drop(held);
-        // The rename is durable once the directory is.
-        File::open(dir)?.sync_all()?;
         Ok(Written::Done(etag(bytes)))
     }
 
@@ -448,7 +460,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn temporaries_of_a_dead_writer_are_removed_and_no_others() {
+    async fn temporaries_of_dead_writers_are_removed_and_objects_kept() {
         let dir = tempfile::tempdir().unwrap();
         let objects = FsObjects::new(dir.path());
         let key = "raw/bcns/dt=2026-11-22/hour=10/b1.json";
@@ -457,14 +469,14 @@ mod tests {
             .await
             .unwrap();
         let partition = dir.path().join("raw/bcns/dt=2026-11-22/hour=10");
-        let dead = partition.join(format!(".b2.json.{}.0.tmp", u32::MAX));
-        let ours = partition.join(format!(".b3.json.{}.7.tmp", std::process::id()));
-        std::fs::write(&dead, b"half").unwrap();
-        std::fs::write(&ours, b"in flight").unwrap();
+        // One of another process, one bearing this process's id (a reused one, after a restart).
+        let other = partition.join(format!(".b2.json.{}.0.tmp", u32::MAX));
+        let reused = partition.join(format!(".b3.json.{}.7.tmp", std::process::id()));
+        std::fs::write(&other, b"half").unwrap();
+        std::fs::write(&reused, b"half").unwrap();
 
-        assert_eq!(objects.remove_dead_temporaries().unwrap(), 1);
-        assert!(!dead.exists());
-        assert!(ours.exists(), "a write of this process may be in flight");
+        assert_eq!(objects.remove_dead_temporaries().unwrap(), 2);
+        assert!(!other.exists() && !reused.exists());
         assert_eq!(objects.list("raw/").await.unwrap().len(), 1);
     }
 }

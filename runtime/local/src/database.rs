@@ -69,11 +69,13 @@ impl DatabaseFile {
         if let Some(db) = current.as_ref() {
             return Ok(Arc::clone(db));
         }
-        // Fails while another operation still holds the closed one (its file lock): transient.
+        // Fails while another operation of this process still holds the closed one (its file
+        // lock, which the opener reports as another process's), or while the disk is still at
+        // fault: transient, and the next operation tries again.
         let db = Arc::new(
             (self.opener)(&self.path).map_err(|err| StoreError::Transient {
                 message: format!(
-                    "reopening {} after an I/O error: {err}",
+                    "reopening {} after an I/O error failed, to be tried again: {err}",
                     self.path.display()
                 ),
                 source: Some(Box::new(err)),
