@@ -608,19 +608,24 @@ mod tests {
         serde_json::from_slice(&objects.bytes(&key).unwrap()).unwrap()
     }
 
+    /// A compacted partition, then late data whose run writes the new generation and its
+    /// manifest but fails to DELETE the old file, as S3 can: both generations are visible, every
+    /// row twice. The old generation's files, and the failed run's error.
+    fn two_generations(objects: &MemoryObjects) -> (Vec<String>, CompactionError) {
+        land(objects, "1", &["a", "b"]);
+        run_at(objects, NOW_MS).unwrap();
+        let first = parts(objects);
+        assert_eq!(first.len(), 1);
+        land(objects, "2", &["c"]);
+        objects.fail_once(Call::Delete, &first[0]);
+        let err = run_at(objects, NOW_MS + 60_000).unwrap_err();
+        (first, err)
+    }
+
     #[test]
     fn a_generation_left_by_a_failed_delete_is_swept_by_the_next_run() {
         let objects = MemoryObjects::default();
-        land(&objects, "1", &["a", "b"]);
-        run_at(&objects, NOW_MS).unwrap();
-        let first = parts(&objects);
-        assert_eq!(first.len(), 1);
-
-        // Late data: the new generation and its manifest are written, then the DELETE of the
-        // old file fails, as S3 can. Both generations are visible for now: every row twice.
-        land(&objects, "2", &["c"]);
-        objects.fail_once(Call::Delete, &first[0]);
-        let err = run_at(&objects, NOW_MS + 60_000).unwrap_err();
+        let (first, err) = two_generations(&objects);
         assert!(err.to_string().contains("injected fault: DELETE"), "{err}");
         assert_eq!(parts(&objects).len(), 2);
         assert_eq!(manifest(&objects).rows, 3);
@@ -731,13 +736,8 @@ mod tests {
     #[test]
     fn recovery_after_a_crash_leaves_one_generation_per_partition_and_no_lock() {
         let objects = MemoryObjects::default();
-        land(&objects, "1", &["a", "b"]);
-        run_at(&objects, NOW_MS).unwrap();
-        let first = parts(&objects);
         // A run that died after its manifest, before its delete and its unlock: two generations.
-        land(&objects, "2", &["c"]);
-        objects.fail_once(Call::Delete, &first[0]);
-        assert!(run_at(&objects, NOW_MS + 60_000).is_err());
+        let (first, _) = two_generations(&objects);
         objects.insert_at(&format!("{PARTITION}{LOCK}"), b"{}", NOW_MS + 60_000);
         // And the first run of another partition, dead between its file and its manifest.
         let other = "parquet/bcns/dt=2026-11-22/hour=11/";

@@ -125,13 +125,11 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
         .and_then(|r| r["data_through_ms"].as_i64())
         .unwrap_or(-1);
     if data_through_ms <= last_through {
-        let record = json!({
+        return Ok(skipped(json!({
             "outcome": "no new data",
             "files": bcns.len() + impressions.len(),
             "data_through_ms": last_through,
-        });
-        tracing::info!(%record, "retraining skipped");
-        return Ok(record);
+        })));
     }
 
     let (current, current_etag) = match models.serving(None).await? {
@@ -143,13 +141,11 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
     // so the next scheduled one reads the lake again. (Compaction rewrites a partition only when
     // late data arrives for it, so a run is cut short rarely, not every time.)
     let changed = |key: &str| {
-        let record = json!({
+        skipped(json!({
             "at_ms": now_ms,
             "outcome": "the lake changed during the run; the next run reads it again",
             "replaced": key,
-        });
-        tracing::info!(%record, "retraining skipped");
-        record
+        }))
     };
     let mut data = LabelledBids::with_max_bids(settings.max_bids);
     for object in &bcns {
@@ -236,6 +232,12 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
         println!("{}", metrics_line(namespace, now_ms, &record, promoted));
     }
     Ok(record)
+}
+
+/// The record of a run that trained nothing and is not stored as the last run, logged.
+fn skipped(record: Value) -> Value {
+    tracing::info!(%record, "retraining skipped");
+    record
 }
 
 fn read_error<O: ObjectStore>(

@@ -231,7 +231,7 @@ fn commit(db: &Database, batch: &[Append]) -> Result<u64, redb::Error> {
     let mut seq;
     {
         let mut table = write.open_table(EVENTS)?;
-        seq = table.last()?.map_or(0, |(seq, _)| seq.value());
+        seq = newest(&table)?;
         for bytes in batch.iter().flat_map(|append| &append.events) {
             seq += 1;
             table.insert(seq, bytes.as_slice())?;
@@ -245,11 +245,12 @@ fn commit(db: &Database, batch: &[Append]) -> Result<u64, redb::Error> {
 fn last_seq(db: &Database) -> Result<u64, StoreError> {
     let read = db.begin_read().map_err(storage)?;
     let table = read.open_table(EVENTS).map_err(storage)?;
-    let last = table
-        .last()
-        .map_err(storage)?
-        .map_or(0, |(seq, _)| seq.value());
-    Ok(last)
+    newest(&table).map_err(storage)
+}
+
+/// The sequence number of the newest event of `table`; 0 if it has none.
+fn newest(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, redb::StorageError> {
+    Ok(table.last()?.map_or(0, |(seq, _)| seq.value()))
 }
 
 #[cfg(test)]

@@ -26,6 +26,10 @@ pub struct Options {
     pub compact_every: std::time::Duration,
 }
 
+/// A file in the data directory while a platform runs on it: found at start, the last one did not
+/// stop cleanly (`kill -9`, a crash, a power cut).
+pub const RUNNING: &str = "running";
+
 /// The base URLs, named like the stack outputs of a deploy.
 #[derive(Debug, Clone)]
 pub struct Urls {
@@ -51,6 +55,8 @@ pub enum StartError {
 pub struct Running {
     pub urls: Urls,
     pub address: SocketAddr,
+    /// The data directory's [`RUNNING`] file, removed by a clean stop.
+    running: PathBuf,
     stop_server: watch::Sender<bool>,
     stop_processor: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
@@ -79,10 +85,18 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     })?;
 
     // One lake directory: the processor's raw rows and dead letters, compaction, retraining.
-    // The databases are open, so this process holds the data directory: a crash's leftovers
-    // are cleared before anything reads the lake.
+    // The databases are open, so this process holds the data directory: if the last one did not
+    // stop cleanly, what it left is cleared before anything reads the lake. (Only then: the
+    // clearing lists, and so reads, every Parquet file, which would delay every start.)
     let lake = crate::scheduled::lake(&options.data_dir);
-    crate::scheduled::recover_after_crash(&lake).await;
+    let running = options.data_dir.join(RUNNING);
+    if running.exists() {
+        crate::scheduled::recover_after_crash(&lake).await;
+    }
+    std::fs::write(&running, b"").map_err(|source| StartError::DataDir {
+        path: running.clone(),
+        source,
+    })?;
     let (stop_processor, processor_stopped) = watch::channel(false);
     let (reader, processor_state, join) = (log.reader(), state.clone(), options.join);
     let processor_lake = Arc::clone(&lake);
@@ -134,6 +148,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             predictions: format!("{base}{PREDICTIONS_BASE}"),
         },
         address,
+        running,
         stop_server,
         stop_processor,
         server,
@@ -160,6 +175,8 @@ impl Running {
             let _ = processor.join();
         })
         .await;
+        // Stopped cleanly: nothing for the next start to clear.
+        let _ = std::fs::remove_file(&self.running);
     }
 }
 
