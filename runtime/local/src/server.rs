@@ -245,9 +245,8 @@ fn below<'a>(path: &'a str, base: &str) -> Option<&'a str> {
 }
 
 fn to_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
-    let mut builder = hyper::Response::builder()
-        .status(response.status)
-        .header("content-type", "application/json");
+    // The response names its own content type (`Response::json` and `::error` both do).
+    let mut builder = hyper::Response::builder().status(response.status);
     for (name, value) in response.headers {
         builder = builder.header(name, value);
     }
@@ -364,6 +363,18 @@ mod tests {
             "a rebound DNS name"
         );
         assert_eq!(status(&[]), Some(400));
+    }
+
+    #[test]
+    fn an_answer_names_its_content_type_once() {
+        for response in [
+            Response::error(503, "busy", None),
+            Response::json(200, &serde_json::json!({"ok": true})),
+        ] {
+            let answer = to_hyper(response);
+            let types: Vec<_> = answer.headers().get_all("content-type").iter().collect();
+            assert_eq!(types, ["application/json"]);
+        }
     }
 
     #[test]
