@@ -10,7 +10,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
-use sdp_core::events::EventType;
+use sdp_core::events::{EventType, BATCH_ROUTE};
 use sdp_core::lake::{Column, DATASETS, FIRST_DATE, PARTITION_KEYS};
 
 use crate::regions::RegionConfig;
@@ -115,7 +115,6 @@ const SCHEDULED: &[&str] = &["Compactor", "Trainer"];
 #[derive(Debug, Serialize)]
 struct Route {
     path: &'static str,
-    tag: &'static str,
     id: String,
 }
 
@@ -163,10 +162,11 @@ pub fn render_platform(
         stage: STAGE,
         routes: EventType::ALL
             .iter()
-            .map(|t| Route {
-                path: t.route(),
-                tag: t.tag(),
-                id: pascal(t.route()),
+            .map(|t| t.route())
+            .chain([BATCH_ROUTE])
+            .map(|path| Route {
+                path,
+                id: pascal(path),
             })
             .collect(),
         datasets: DATASETS

@@ -1,7 +1,8 @@
 //! `sdp local` end to end, with the real binary over real HTTP: the original's integration scenario
 //! counted exactly; the documented 4xx answers; one process per data directory; a clean stop and a
 //! `kill -9` under load, each followed by a restart that loses no event answered 200 and counts
-//! none twice; `sdp query` over the lake it wrote, agreeing with the reports.
+//! none twice; a batch answered line by line and counted once when sent again; `sdp query` over
+//! the lake it wrote, agreeing with the reports.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -243,6 +244,79 @@ fn transaction(tx: &str, campaign: i64) -> [(&'static str, String); 3] {
         ),
         ("click", json!({"tx_id": tx}).to_string()),
     ]
+}
+
+/// POSTs a batch (newline-delimited JSON), gzip-compressed if `gzip`; (status, answer).
+fn post_batch(local: &Local, lines: &[String], gzip: bool) -> (u16, Value) {
+    use std::io::Write;
+    let mut body = lines.join("\n").into_bytes();
+    let mut request = agent()
+        .post(&format!("{}/events", local.api()))
+        .header("content-type", "application/x-ndjson");
+    if gzip {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body).unwrap();
+        body = encoder.finish().unwrap();
+        request = request.header("content-encoding", "gzip");
+    }
+    let mut response = request.send(&body[..]).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn a_batch_is_answered_line_by_line_and_counted_once_even_when_sent_again_compressed() {
+    let dir = data_dir("batch");
+    let local = Local::start(&dir);
+    let campaign = 4242;
+    let mut lines = Vec::new();
+    for i in 0..100 {
+        let tx = format!("batch-{i}");
+        lines.push(
+            json!({"type": "bid", "tx_id": tx, "app_uid": "u", "campaign_item_id": campaign})
+                .to_string(),
+        );
+        if i % 2 == 0 {
+            lines.push(json!({"type": "imp", "tx_id": tx, "win_price": 5}).to_string());
+        }
+        if i % 4 == 0 {
+            lines.push(json!({"type": "click", "tx_id": tx}).to_string());
+        }
+    }
+    let valid = lines.len();
+    lines.push(json!({"type": "bid", "tx_id": "no-campaign", "app_uid": "u"}).to_string());
+    lines.push(lines[0].clone()); // a duplicate: stored again, counted once
+
+    let (status, answer) = post_batch(&local, &lines, false);
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["accepted"], valid + 1, "{answer}");
+    assert_eq!(answer["rejected"], 1, "{answer}");
+    let rejected = &answer["lines"][valid];
+    assert_eq!(
+        (&rejected["line"], &rejected["status"], &rejected["field"]),
+        (
+            &json!(valid + 1),
+            &json!("rejected"),
+            &json!("campaign_item_id")
+        ),
+        "{answer}"
+    );
+    assert_eq!(
+        wait_for(&local, campaign, |c| c == (100, 50, 25)),
+        (100, 50, 25)
+    );
+
+    // The same batch again, compressed, as a client retrying after a lost answer would send it;
+    // then one new bid, counted after it (the log is processed in order).
+    assert_eq!(post_batch(&local, &lines, true).0, 207);
+    let marker = vec![
+        json!({"type": "bid", "tx_id": "marker", "app_uid": "u", "campaign_item_id": campaign})
+            .to_string(),
+    ];
+    assert_eq!(post_batch(&local, &marker, true).0, 200);
+    assert_eq!(wait_for(&local, campaign, |c| c.0 == 101), (101, 50, 25));
+    local.stop();
 }
 
 #[test]

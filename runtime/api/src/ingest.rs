@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use sdp_core::events::{self, EventType, MAX_BODY_BYTES};
-use sdp_core::ports::EventLog;
+use sdp_core::ports::{EventLog, StoreError};
 
 use crate::http::{Request, Response};
 
@@ -22,6 +22,9 @@ struct Accepted<'a> {
 /// Answers one ingestion request received at `received_at` (epoch ms).
 pub async fn handle<L: EventLog>(log: &L, request: &Request, received_at: i64) -> Response {
     let route = request.path.trim_end_matches('/');
+    if route.strip_prefix('/') == Some(events::BATCH_ROUTE) {
+        return crate::batch::handle(log, request, received_at).await;
+    }
     let Some(event_type) = EventType::ALL
         .into_iter()
         .find(|t| route.strip_prefix('/') == Some(t.route()))
@@ -63,20 +66,25 @@ pub async fn handle<L: EventLog>(log: &L, request: &Request, received_at: i64) -
                 ts: event.ts,
             },
         ),
-        Err(err) if err.is_transient() => {
-            tracing::warn!(error = %err, "event stream refused the event; answering 503");
-            Response::error(503, "the event stream is busy; retry shortly", None)
-                .with_header("retry-after", RETRY_AFTER_SECONDS)
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "storing an event failed");
-            Response::error(500, "the event could not be stored", None)
-        }
+        Err(err) => not_stored(&err),
+    }
+}
+
+/// The answer when the event log refused an append: 503 with `Retry-After` when it may take it
+/// later (throttled, busy), 500 otherwise.
+pub(crate) fn not_stored(err: &StoreError) -> Response {
+    if err.is_transient() {
+        tracing::warn!(error = %err, "event stream refused the events; answering 503");
+        Response::error(503, "the event stream is busy; retry shortly", None)
+            .with_header("retry-after", RETRY_AFTER_SECONDS)
+    } else {
+        tracing::error!(error = %err, "storing events failed");
+        Response::error(500, "the events could not be stored", None)
     }
 }
 
 /// `application/json` or any `+json` type, parameters (charset) ignored.
-fn is_json(content_type: &str) -> bool {
+pub(crate) fn is_json(content_type: &str) -> bool {
     let media = content_type
         .split(';')
         .next()
@@ -88,38 +96,9 @@ fn is_json(content_type: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use sdp_core::events::Event;
-    use sdp_core::ports::StoreError;
 
     use super::*;
-
-    /// Stores events in memory, or refuses them as configured.
-    #[derive(Default)]
-    struct Log {
-        stored: Mutex<Vec<Event>>,
-        refuse: Option<bool>, // Some(transient?)
-    }
-
-    impl EventLog for Log {
-        async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
-            match self.refuse {
-                Some(true) => Err(StoreError::Transient {
-                    message: "throttled".into(),
-                    source: None,
-                }),
-                Some(false) => Err(StoreError::Permanent {
-                    message: "no such stream".into(),
-                    source: None,
-                }),
-                None => {
-                    self.stored.lock().unwrap().extend_from_slice(events);
-                    Ok(())
-                }
-            }
-        }
-    }
+    use crate::testing::Log;
 
     fn post(path: &str, body: &str) -> Request {
         let mut request = Request {

@@ -5,9 +5,12 @@
 //!
 //! Depends on `sdp-core` only: no AWS SDK, no Lambda runtime, no HTTP server.
 
+pub mod batch;
 pub mod http;
 pub mod ingest;
 pub mod predict;
 pub mod reports;
+#[cfg(test)]
+mod testing;
 
 pub use http::{Request, Response};

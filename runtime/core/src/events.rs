@@ -43,6 +43,10 @@ impl EventType {
     }
 }
 
+/// The path segment clients post a batch of events of any type to: `POST {UrlForAPI}/events`
+/// (newline-delimited JSON, each event with its `type` tag).
+pub const BATCH_ROUTE: &str = "events";
+
 /// Bodies larger than this are refused (the Kinesis record limit, CONTRACT.md §4.1).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -165,12 +169,59 @@ pub fn validate(
             body.len()
         )));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ValidationError::body(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(object) = value else {
-        return Err(ValidationError::body("the body must be a JSON object"));
+    validate_object(event_type, &parse_object(body, "the body")?, received_at)
+}
+
+/// Validates one line of a batch (`POST {UrlForAPI}/events`): an event of any type, named by its
+/// required `type` tag (`bid`, `imp`, `click`), under the rules of that type's own route.
+pub fn validate_line(line: &[u8], received_at: i64) -> Result<Event, ValidationError> {
+    let object = parse_object(line, "the line")?;
+    let tags = || EventType::ALL.map(|t| format!("`{}`", t.tag())).join(", ");
+    let event_type = match object.get("type") {
+        Some(Value::String(tag)) => EventType::from_tag(tag).ok_or_else(|| {
+            ValidationError::field(
+                "type",
+                format!(
+                    "`type` must be one of {}; got `{}`",
+                    tags(),
+                    tag.chars().take(40).collect::<String>()
+                ),
+            )
+        })?,
+        Some(other) => {
+            return Err(ValidationError::field(
+                "type",
+                format!("`type` must be a string, not {}", kind(other)),
+            ))
+        }
+        None => {
+            return Err(ValidationError::field(
+                "type",
+                format!("`type` is required in a batch: one of {}", tags()),
+            ))
+        }
     };
-    let fields = Fields(&object);
+    validate_object(event_type, &object, received_at)
+}
+
+/// `what` (the body, a line) parsed as a JSON object.
+fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, ValidationError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ValidationError::body(format!("{what} is not valid JSON: {e}")))?;
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(ValidationError::body(format!(
+            "{what} must be a JSON object"
+        ))),
+    }
+}
+
+fn validate_object(
+    event_type: EventType,
+    object: &Map<String, Value>,
+    received_at: i64,
+) -> Result<Event, ValidationError> {
+    let fields = Fields(object);
 
     if let Some(tag) = fields.optional_string("type", MAX_TEXT_CHARS)? {
         if tag != event_type.tag() {

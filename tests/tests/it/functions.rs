@@ -2,7 +2,8 @@
 //! moto, on the stream and tables the template creates: the original's integration scenario
 //! counts exactly and lands its joined rows and aggregate snapshots in the lake through Firehose, a
 //! redelivered batch changes nothing, a record that is not an event is kept with its payload in the
-//! lake while its batch counts, and bad requests get the documented status with the field named.
+//! lake while its batch counts, a compressed batch is counted once when sent twice, and bad
+//! requests get the documented status with the field named.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
@@ -265,6 +266,80 @@ async fn a_record_that_is_not_an_event_is_kept_with_its_payload_in_the_lake_and_
         .as_str()
         .unwrap()
         .contains("not a stored event"));
+}
+
+/// A batch through API Gateway (gzip, so base64 in the proxy event, as `BinaryMediaTypes` makes
+/// it), stored with its partition keys on the stream, then sent again; both processed, each
+/// event counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_batch_is_stored_line_by_line_and_counted_once_when_sent_twice() {
+    use std::io::Write;
+    let stack = stack().await;
+    let log = stack.log();
+    let campaign = 77;
+    let mut lines = Vec::new();
+    for i in 0..40 {
+        let tx = format!("batch-{i}");
+        lines.push(
+            json!({"type": "bid", "tx_id": tx, "app_uid": "u", "campaign_item_id": campaign})
+                .to_string(),
+        );
+        if i % 2 == 0 {
+            lines.push(json!({"type": "imp", "tx_id": tx, "win_price": 5}).to_string());
+        }
+    }
+    lines.push(json!({"type": "click"}).to_string()); // no tx_id: rejected
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(lines.join("\n").as_bytes()).unwrap();
+    let mut request = post("events", "");
+    request.body =
+        Some(base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap()));
+    request.is_base64_encoded = true;
+    request
+        .headers
+        .insert("content-type", "application/x-ndjson".parse().unwrap());
+    request
+        .headers
+        .insert("content-encoding", "gzip".parse().unwrap());
+
+    for _ in 0..2 {
+        let response = handlers::ingest(&log, request.clone()).await;
+        assert_eq!(response.status_code, 207, "{:?}", response.body);
+        let answer = body(&response);
+        assert_eq!(
+            (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+            (Some(60), Some(1))
+        );
+        assert_eq!(answer["lines"][60]["field"], "tx_id", "{answer}");
+    }
+    let records = stack.records().await;
+    assert_eq!(records.len(), 120, "each accepted line, twice");
+    for (_, key, data) in &records {
+        let event: Value = serde_json::from_slice(data).unwrap();
+        assert_eq!(
+            event["tx_id"].as_str(),
+            Some(key.as_str()),
+            "partitioned by tx_id"
+        );
+    }
+    let store = stack.store();
+    for batch in records.chunks(50) {
+        handlers::processor(
+            &store,
+            &join(),
+            &NoLake,
+            &stack.bucket(),
+            "sdp/functions",
+            kinesis_batch(batch),
+        )
+        .await
+        .unwrap();
+    }
+    let report = handlers::reports(&store, get_report(campaign)).await;
+    assert_eq!(
+        body(&report),
+        json!({"campaign_item_id": campaign, "bids": 40, "imps": 20, "clicks": 0})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
