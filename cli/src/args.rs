@@ -118,6 +118,11 @@ pub struct LoadArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Duration,
 
+    /// Events per request: 1 posts each to its own route; more post batches of that many to
+    /// `{UrlForAPI}/events` (at most 500).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+
     /// Requests in flight at most; an arrival beyond it waits, and the wait counts in its latency.
     #[arg(long, default_value_t = 256)]
     pub connections: usize,

@@ -3,7 +3,7 @@
 //! `probe::load`; this module runs the clock and the requests.
 //!
 //! Each arrival is a task started at its due time; it waits for one of `--connections` slots and
-//! sends. Latency runs from the due time, so waiting for a slot, a slow server and a backlog all
+//! sends one event, or with `--batch N` one batch of N events to the batch route. Latency runs from the due time, so waiting for a slot, a slow server and a backlog all
 //! show in the percentiles (no coordinated omission). Requests still unanswered `--timeout` after
 //! the last due time are abandoned and counted as unanswered.
 
@@ -20,8 +20,10 @@ use tokio::time::Instant;
 use crate::args::{LoadArgs, ReportFormat};
 use crate::exit::Failure;
 use crate::http::Client;
+use sdp_core::events::{EventType, BATCH_ROUTE, MAX_BATCH_EVENTS};
+
 use crate::probe::load::{
-    count_mismatches, counted_too_many, problems, Expected, Measured, Workload,
+    count_mismatches, counted_too_many, problems, Arrival, Expected, Measured, Workload,
 };
 use crate::probe::scenario::Tag;
 use crate::ui::Steps;
@@ -56,6 +58,12 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
             ),
         ));
     }
+    if !(1..=MAX_BATCH_EVENTS).contains(&args.batch) {
+        return Err(bad(
+            "--batch",
+            format!("must be 1 to {MAX_BATCH_EVENTS} events per request"),
+        ));
+    }
     if args.connections == 0 {
         return Err(bad("--connections", "must be at least 1".to_owned()));
     }
@@ -81,8 +89,10 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
 
     let mut steps = Steps::new();
     steps.start(&format!(
-        "offering {:.1} requests/s for {duration:?} ({planned} requests, at most {} in flight)",
-        args.rate, args.connections
+        "offering {:.1} requests/s{} for {duration:?} ({planned} requests, at most {} in flight)",
+        args.rate,
+        batched(args.batch),
+        args.connections
     ));
     let slots = Arc::new(Semaphore::new(args.connections));
     let start = Instant::now() + Duration::from_millis(20);
@@ -97,6 +107,7 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
             client.clone(),
             target.api.clone(),
             due,
+            args.batch,
         ));
         if last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
@@ -194,6 +205,7 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
                 json!({
                     "ok": ok,
                     "offered_rate": args.rate,
+                    "batch": args.batch,
                     "duration_s": duration.as_secs_f64(),
                     "planned": planned,
                     "answered": measured.answered(),
@@ -215,8 +227,9 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
                 .map(|(s, n)| format!("{s}: {n}"))
                 .collect();
             println!(
-                "offered    {:.1} requests/s for {:.1}s ({planned} requests)",
+                "offered    {:.1} requests/s{} for {:.1}s ({planned} requests)",
                 args.rate,
+                batched(args.batch),
                 duration.as_secs_f64()
             );
             println!(
@@ -261,33 +274,62 @@ pub async fn run(args: &LoadArgs) -> Result<(), Failure> {
     }
 }
 
-/// One arrival: due at `due`, whatever happened to the ones before it.
+/// ` of N events each` for batches, nothing for single events.
+fn batched(batch: usize) -> String {
+    if batch > 1 {
+        format!(" of {batch} events each")
+    } else {
+        String::new()
+    }
+}
+
+/// One arrival: due at `due`, whatever happened to the ones before it. With `batch` over 1, one
+/// request to the batch route carrying that many events.
 async fn arrival(
     tally: Arc<Mutex<Tally>>,
     slots: Arc<Semaphore>,
     client: Client,
     api: String,
     due: Instant,
+    batch: usize,
 ) {
-    let request = {
+    let events: Vec<Arrival> = {
         let mut tally = lock(&tally);
         let lag = Instant::now().saturating_duration_since(due);
         let _ = tally.send_lag.record(micros(lag));
-        tally.workload.next_arrival()
+        (0..batch).map(|_| tally.workload.next_arrival()).collect()
     };
     let Ok(_slot) = slots.acquire_owned().await else {
         return;
     };
-    let campaign = {
+    let campaigns: Vec<i64> = {
         let mut tally = lock(&tally);
-        let campaign = tally.workload.campaign_of(request.tx);
-        // From here on the event may be stored, even if this task is abandoned.
-        tally.expected.sent(campaign, request.route);
-        campaign
+        // From here on the events may be stored, even if this task is abandoned.
+        events
+            .iter()
+            .map(|event| {
+                let campaign = tally.workload.campaign_of(event.tx);
+                tally.expected.sent(campaign, event.route);
+                campaign
+            })
+            .collect()
     };
-    let answer = client
-        .post_json(&format!("{api}/{}", request.route), request.body)
-        .await;
+    let answer = match events.as_slice() {
+        [event] => {
+            client
+                .post_json(&format!("{api}/{}", event.route), event.body.clone())
+                .await
+        }
+        _ => {
+            client
+                .post(
+                    &format!("{api}/{BATCH_ROUTE}"),
+                    "application/x-ndjson",
+                    batch_body(&events),
+                )
+                .await
+        }
+    };
     let now = Instant::now();
     let mut tally = lock(&tally);
     match answer {
@@ -299,14 +341,64 @@ async fn arrival(
             }
             *tally.statuses.entry(answer.status).or_default() += 1;
             tally.last_answer = Some(tally.last_answer.map_or(now, |t| t.max(now)));
-            if answer.status == 200 {
-                tally.expected.accepted(campaign, request.route);
-                tally.workload.accepted(request.route, request.tx);
-            } else {
-                tally.expected.refused(campaign, request.route);
+            let outcomes = outcomes(&answer, events.len());
+            for ((event, campaign), outcome) in events.iter().zip(campaigns).zip(outcomes) {
+                match outcome {
+                    Some(true) => {
+                        tally.expected.accepted(campaign, event.route);
+                        tally.workload.accepted(event.route, event.tx);
+                    }
+                    Some(false) => tally.expected.refused(campaign, event.route),
+                    None => {}
+                }
             }
         }
         Err(err) => *tally.failures.entry(err.to_string()).or_default() += 1,
+    }
+}
+
+/// The events as a batch: one line each, tagged with its `type`.
+fn batch_body(events: &[Arrival]) -> String {
+    events
+        .iter()
+        .map(|event| {
+            let tag = EventType::ALL
+                .into_iter()
+                .find(|t| t.route() == event.route)
+                .map_or(event.route, EventType::tag);
+            // Every body is a JSON object: the tag goes first in it.
+            format!(r#"{{"type":"{tag}",{}"#, &event.body[1..])
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What became of each of the `n` events of a request: stored (`Some(true)`), not stored
+/// (`Some(false)`), or either (`None`). A single event is stored exactly when answered 200. A
+/// batch says so line by line when answered 200 or 207; refused whole with a 4xx it stored
+/// nothing; a 5xx may come after part of it was stored (on AWS a batch is one or more
+/// `PutRecords` calls).
+fn outcomes(answer: &crate::http::Answer, n: usize) -> Vec<Option<bool>> {
+    if n == 1 {
+        return vec![Some(answer.status == 200)];
+    }
+    match answer.status {
+        200 | 207 => {
+            let lines = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|body| body["lines"].as_array().cloned())
+                .unwrap_or_default();
+            let mut outcomes = vec![None; n];
+            for line in lines {
+                let index = line["line"].as_u64().and_then(|l| usize::try_from(l).ok());
+                if let Some(outcome) = index.and_then(|l| outcomes.get_mut(l.wrapping_sub(1))) {
+                    *outcome = Some(line["status"] == "accepted");
+                }
+            }
+            outcomes
+        }
+        400..=499 => vec![Some(false); n],
+        _ => vec![None; n],
     }
 }
 

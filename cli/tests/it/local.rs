@@ -316,7 +316,8 @@ fn a_batch_is_answered_line_by_line_and_counted_once_even_when_sent_again_compre
     ];
     assert_eq!(post_batch(&local, &marker, true).0, 200);
     assert_eq!(wait_for(&local, campaign, |c| c.0 == 101), (101, 50, 25));
-    local.stop();
+    assert!(local.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -106,6 +106,56 @@ fn verify_and_load_pass_against_sdp_local() {
 }
 
 #[test]
+fn load_in_batches_is_counted_exactly_by_sdp_local() {
+    let dir = data_dir("load-batches");
+    let local = Local::start(&dir);
+    let target = (
+        local.urls["UrlForAPI"].as_str(),
+        local.urls["UrlForReports"].as_str(),
+        local.urls["UrlForPredictions"].as_str(),
+    );
+    let (code, stdout, stderr) = sdp(&command(
+        "load",
+        target,
+        &[
+            "--rate",
+            "20",
+            "--batch",
+            "50",
+            "--duration",
+            "2s",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["batch"], 50, "{summary}");
+    assert_eq!(summary["statuses"]["200"], 40, "{summary}");
+    let accepted = &summary["accepted"];
+    let events = ["bids", "imps", "clicks"].map(|k| accepted[k].as_i64().unwrap());
+    assert_eq!(events.iter().sum::<i64>(), 2000, "{summary}");
+    assert!(
+        events[1] > 0,
+        "follow-ups were sent in later batches: {summary}"
+    );
+    assert!(
+        summary["problems"].as_array().unwrap().is_empty(),
+        "{summary}"
+    );
+
+    let (code, _, stderr) = sdp(&command(
+        "load",
+        target,
+        &["--rate", "1", "--duration", "1s", "--batch", "501"],
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--batch: must be 1 to 500"), "{stderr}");
+    assert!(local.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn verify_fails_against_a_server_that_loses_events_it_accepted() {
     let fake = FakePlatform::start(Faults {
         lose_every: Some(10),

@@ -16,14 +16,11 @@ use std::io::Read;
 
 use serde::Serialize;
 
-use sdp_core::events::{self, MAX_BODY_BYTES};
+use sdp_core::events::{self, MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 use sdp_core::ports::EventLog;
 
 use crate::http::{Request, Response};
 use crate::ingest::{is_json, not_stored};
-
-/// Events one batch may hold: what one Kinesis `PutRecords` call takes.
-pub const MAX_BATCH_EVENTS: usize = 500;
 
 /// The largest batch after decompression. The body as sent is bounded by [`MAX_BODY_BYTES`], like
 /// a single event's; this bounds what a small compressed body may expand to.

@@ -47,6 +47,9 @@ impl EventType {
 /// (newline-delimited JSON, each event with its `type` tag).
 pub const BATCH_ROUTE: &str = "events";
 
+/// Events one batch may hold: what one Kinesis `PutRecords` call takes.
+pub const MAX_BATCH_EVENTS: usize = 500;
+
 /// Bodies larger than this are refused (the Kinesis record limit, CONTRACT.md §4.1).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
