@@ -200,6 +200,7 @@ fn respond(shared: &Shared, request: &Request) -> (u16, Value) {
         ("POST", "/ingest/bid") => ingest(shared, EventType::Bid, request),
         ("POST", "/ingest/impression") => ingest(shared, EventType::Impression, request),
         ("POST", "/ingest/click") => ingest(shared, EventType::Click, request),
+        ("POST", "/ingest/events") => batch(shared, request),
         ("POST", "/predictions") => predict(shared, request),
         ("GET", p) if p.starts_with("/reports/campaigns/") => {
             let id = p.trim_start_matches("/reports/campaigns/");
@@ -272,6 +273,50 @@ fn ingest(shared: &Shared, event_type: EventType, request: &Request) -> (u16, Va
         }
     }
     (200, json!({"ok": true}))
+}
+
+/// A batch, line by line through [`ingest`] (and so with its faults), answered as the platform's
+/// batch route answers: 200 when every line was accepted, 207 when some, 400 when none.
+fn batch(shared: &Shared, request: &Request) -> (u16, Value) {
+    let mut lines = Vec::new();
+    for (i, line) in request.body.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let tag = serde_json::from_slice::<Value>(line)
+            .ok()
+            .and_then(|v| v["type"].as_str().and_then(EventType::from_tag));
+        let (status, answer) = match tag {
+            Some(event_type) => ingest(
+                shared,
+                event_type,
+                &Request {
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    content_type: "application/json".into(),
+                    body: line.to_vec(),
+                    close: request.close,
+                },
+            ),
+            None if shared.faults.accept_invalid => (200, json!({})),
+            None => (400, json!({"error": "no known type", "field": "type"})),
+        };
+        lines.push(if status == 200 {
+            json!({"line": i + 1, "status": "accepted"})
+        } else {
+            json!({"line": i + 1, "status": "rejected", "error": answer["error"], "field": answer["field"]})
+        });
+    }
+    let accepted = lines.iter().filter(|l| l["status"] == "accepted").count();
+    let status = match accepted {
+        0 => 400,
+        n if n == lines.len() => 200,
+        _ => 207,
+    };
+    (
+        status,
+        json!({"accepted": accepted, "rejected": lines.len() - accepted, "lines": lines}),
+    )
 }
 
 fn predict(shared: &Shared, request: &Request) -> (u16, Value) {

@@ -63,6 +63,26 @@ pub fn kinesis_batch(records: &[(String, String, Vec<u8>)]) -> anyhow::Result<Va
     Ok(json!({ "Records": records }))
 }
 
+/// The lines of a batch (`POST {UrlForAPI}/events`) for `transactions` transactions of
+/// `campaign`, `batch-<i>`: every one a bid, every second an impression, every fourth a click.
+pub fn batch_lines(campaign: i64, transactions: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for i in 0..transactions {
+        let tx = format!("batch-{i}");
+        lines.push(
+            json!({"type": "bid", "tx_id": tx, "app_uid": "u", "campaign_item_id": campaign})
+                .to_string(),
+        );
+        if i % 2 == 0 {
+            lines.push(json!({"type": "imp", "tx_id": tx, "win_price": 5}).to_string());
+        }
+        if i % 4 == 0 {
+            lines.push(json!({"type": "click", "tx_id": tx}).to_string());
+        }
+    }
+    lines
+}
+
 /// The original's integration test (ORIGINAL.md §7.2): `n` bids for `campaign`, the first `m` with
 /// an impression, the first `k` of those with a click; every seventh request repeated, as a client
 /// retry would. Returns (route, body) pairs.

@@ -1,11 +1,12 @@
 //! `sdp verify`: the original's integration test as a command, against any running platform. It
-//! sends a tagged run of the scenario (`probe::scenario`) concurrently, then checks four things and
+//! sends a tagged run of the scenario (`probe::scenario`) concurrently, then checks five things and
 //! exits 0 only if all held:
 //! 1. every valid request was accepted (a 503 or a dropped connection is retried, as a client
 //!    should; the platform counts each event once however often it arrives);
 //! 2. every invalid request was refused with its documented status, naming the field;
-//! 3. the report counts the run exactly, within the deadline (never more, never fewer);
-//! 4. a prediction answers in the documented shape, and one without `winPrice` is a 400.
+//! 3. batches (a repeated line, invalid lines, the same batch resent) are answered line by line;
+//! 4. the report counts the run exactly, within the deadline (never more, never fewer);
+//! 5. a prediction answers in the documented shape, and one without `winPrice` is a 400.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,9 @@ use serde_json::json;
 use crate::args::{ReportFormat, VerifyArgs};
 use crate::exit::Failure;
 use crate::http::{Answer, Client, HttpError};
-use crate::probe::scenario::{self, Counts, Expect, Post, Tag};
+use sdp_core::events::BATCH_ROUTE;
+
+use crate::probe::scenario::{self, Batch, Counts, Expect, Line, Post, Tag};
 use crate::ui::Steps;
 
 use super::target::{resolve, Target};
@@ -61,6 +64,13 @@ pub async fn run(args: &VerifyArgs) -> Result<(), Failure> {
     let mut checks = vec![accepted(&sent), refused(&sent)];
     report(&mut steps, &checks[0]);
     report(&mut steps, &checks[1]);
+
+    let (batches, batched) = scenario::batches(&tag);
+    steps.start(&format!("sending {} batches", batches.len()));
+    let answered = batches_answered(&client, &target, &batches).await;
+    report(&mut steps, &answered);
+    checks.push(answered);
+    let expected = expected + batched;
 
     steps.start("waiting for the report to count the run");
     let counted = counts(
@@ -216,6 +226,75 @@ fn accepted(sent: &[Sent]) -> Check {
                 valid.len(),
                 kinds.join("; ")
             )
+        },
+    }
+}
+
+/// Sends each batch (a 503 or no answer retried, as for single events) and checks its answer:
+/// the status, and each line accepted or rejected (naming the field) as the contract says.
+async fn batches_answered(client: &Client, target: &Target, batches: &[Batch]) -> Check {
+    let mut wrong = Vec::new();
+    for batch in batches {
+        let post = Post {
+            route: BATCH_ROUTE,
+            content_type: "application/x-ndjson",
+            body: batch.lines.join("\n"),
+            expect: Expect::Stored,
+        };
+        match send(client, &target.api, &post).await {
+            Err(e) => wrong.push(format!("{}: no answer ({e})", batch.what)),
+            Ok(a) if a.status != batch.status => wrong.push(format!(
+                "{} was answered {}, not {}: {}",
+                batch.what,
+                a.status,
+                batch.status,
+                a.excerpt()
+            )),
+            Ok(a) => {
+                let lines = a
+                    .json()
+                    .and_then(|body| body["lines"].as_array().cloned())
+                    .unwrap_or_default();
+                if lines.len() != batch.expect.len() {
+                    wrong.push(format!(
+                        "{}: the answer has {} lines for {} sent: {}",
+                        batch.what,
+                        lines.len(),
+                        batch.expect.len(),
+                        a.excerpt()
+                    ));
+                    continue;
+                }
+                for (n, (line, expect)) in lines.iter().zip(&batch.expect).enumerate() {
+                    let (status, field) = (line["status"].as_str(), line["field"].as_str());
+                    let ok = match expect {
+                        Line::Accepted => status == Some("accepted"),
+                        Line::Rejected { field: wanted } => {
+                            status == Some("rejected") && (wanted.is_none() || field == *wanted)
+                        }
+                    };
+                    if !ok {
+                        wrong.push(format!(
+                            "{}: line {} should be {expect:?}, the answer says {line}",
+                            batch.what,
+                            n + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Check {
+        name: "batches",
+        ok: wrong.is_empty(),
+        detail: if wrong.is_empty() {
+            format!(
+                "all {} batches answered line by line as documented ({} lines)",
+                batches.len(),
+                batches.iter().map(|b| b.lines.len()).sum::<usize>()
+            )
+        } else {
+            wrong.join("; ")
         },
     }
 }

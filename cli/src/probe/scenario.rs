@@ -56,6 +56,18 @@ pub struct Counts {
     pub clicks: i64,
 }
 
+impl std::ops::Add for Counts {
+    type Output = Counts;
+
+    fn add(self, other: Counts) -> Counts {
+        Counts {
+            bids: self.bids + other.bids,
+            imps: self.imps + other.imps,
+            clicks: self.clicks + other.clicks,
+        }
+    }
+}
+
 /// The requests of one run, valid and invalid interleaved, and the counts they must produce.
 pub fn requests(tag: &Tag, bids: usize, imps: usize, clicks: usize) -> (Vec<Post>, Counts) {
     let imps = imps.min(bids);
@@ -173,6 +185,95 @@ fn invalid_requests(tag: &Tag) -> Vec<Post> {
     ]
 }
 
+/// A batch for the batch route, and what its answer must say: the status, and line by line
+/// whether it was accepted or rejected (naming `field`, when one is at fault).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub what: &'static str,
+    pub lines: Vec<String>,
+    pub status: u16,
+    pub expect: Vec<Line>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    Accepted,
+    Rejected { field: Option<&'static str> },
+}
+
+/// The batches of one run, for the run's campaign with transactions of their own: a batch with a
+/// repeated line and invalid lines (207), the same batch again as a client's retry (207 again,
+/// counted once), one of valid lines only (200), one of invalid lines only (400, nothing stored);
+/// and the counts they add.
+pub fn batches(tag: &Tag) -> (Vec<Batch>, Counts) {
+    let (bids, imps, clicks) = (20, 10, 4);
+    let tx = |i: usize| format!("{}-batch-{i:03}", tag.prefix);
+    let mut lines = Vec::new();
+    for i in 0..bids {
+        lines.push(
+            json!({"type": "bid", "tx_id": tx(i), "app_uid": "sdp-verify",
+                   "campaign_item_id": tag.campaign, "domain": "verify.example"})
+            .to_string(),
+        );
+        if i < imps {
+            lines.push(json!({"type": "imp", "tx_id": tx(i), "win_price": 90}).to_string());
+        }
+    }
+    let mut expect = vec![Line::Accepted; lines.len() + 1];
+    lines.push(lines[0].clone());
+    let invalid = [
+        (
+            json!({"type": "bid", "tx_id": tx(bids), "app_uid": "sdp-verify"}).to_string(),
+            Some("campaign_item_id"),
+        ),
+        (
+            json!({"type": "view", "tx_id": tx(bids)}).to_string(),
+            Some("type"),
+        ),
+        (
+            format!("{{\"type\": \"click\", \"tx_id\": \"{}\"", tx(0)),
+            None,
+        ),
+    ];
+    for (line, field) in &invalid {
+        lines.push(line.clone());
+        expect.push(Line::Rejected { field: *field });
+    }
+    let mixed = Batch {
+        what: "a batch with a repeated line and invalid lines",
+        lines,
+        status: 207,
+        expect,
+    };
+    let retried = Batch {
+        what: "the same batch again",
+        ..mixed.clone()
+    };
+    let valid = Batch {
+        what: "a batch of clicks",
+        lines: (0..clicks)
+            .map(|i| json!({"type": "click", "tx_id": tx(i)}).to_string())
+            .collect(),
+        status: 200,
+        expect: vec![Line::Accepted; clicks],
+    };
+    let refused = Batch {
+        what: "a batch of invalid lines only",
+        lines: invalid.iter().map(|(line, _)| line.clone()).collect(),
+        status: 400,
+        expect: invalid
+            .iter()
+            .map(|(_, field)| Line::Rejected { field: *field })
+            .collect(),
+    };
+    let counts = Counts {
+        bids: bids as i64,
+        imps: imps as i64,
+        clicks: clicks as i64,
+    };
+    (vec![mixed, retried, valid, refused], counts)
+}
+
 /// A prediction request the API must answer, and one it must refuse for its missing `winPrice`.
 pub fn prediction_requests(tag: &Tag) -> (String, String) {
     let campaign = tag.campaign.to_string();
@@ -248,6 +349,31 @@ mod tests {
             .all(|p| p
                 .body
                 .contains(&format!("\"campaign_item_id\":{}", tag.campaign))));
+    }
+
+    #[test]
+    fn the_batches_expect_one_answer_per_line_and_count_their_transactions_once() {
+        let tag = Tag::new("verify", 1_763_800_000_000, 4242);
+        let (batches, counts) = batches(&tag);
+        assert_eq!(
+            counts,
+            Counts {
+                bids: 20,
+                imps: 10,
+                clicks: 4
+            }
+        );
+        for batch in &batches {
+            assert_eq!(batch.lines.len(), batch.expect.len(), "{}", batch.what);
+        }
+        assert_eq!(
+            batches.iter().map(|b| b.status).collect::<Vec<_>>(),
+            [207, 207, 200, 400]
+        );
+        assert_eq!(
+            batches[0].lines, batches[1].lines,
+            "a retry resends the batch as it was"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use sdp_scenarios::fixtures::integration_scenario;
+use sdp_scenarios::fixtures::{batch_lines, integration_scenario};
 
 use crate::common::{agent, data_dir, get, post, query, query_rows, Local};
 
@@ -270,20 +270,7 @@ fn a_batch_is_answered_line_by_line_and_counted_once_even_when_sent_again_compre
     let dir = data_dir("batch");
     let local = Local::start(&dir);
     let campaign = 4242;
-    let mut lines = Vec::new();
-    for i in 0..100 {
-        let tx = format!("batch-{i}");
-        lines.push(
-            json!({"type": "bid", "tx_id": tx, "app_uid": "u", "campaign_item_id": campaign})
-                .to_string(),
-        );
-        if i % 2 == 0 {
-            lines.push(json!({"type": "imp", "tx_id": tx, "win_price": 5}).to_string());
-        }
-        if i % 4 == 0 {
-            lines.push(json!({"type": "click", "tx_id": tx}).to_string());
-        }
-    }
+    let mut lines = batch_lines(campaign, 100);
     let valid = lines.len();
     lines.push(json!({"type": "bid", "tx_id": "no-campaign", "app_uid": "u"}).to_string());
     lines.push(lines[0].clone()); // a duplicate: stored again, counted once

@@ -71,11 +71,18 @@ fn verify_and_load_pass_against_sdp_local() {
     assert_eq!(summary["ok"], true, "{summary}");
     let checks = summary["checks"].as_array().unwrap();
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["ingestion", "refusals", "counts", "predictions"]);
+    assert_eq!(
+        names,
+        ["ingestion", "refusals", "batches", "counts", "predictions"]
+    );
     assert!(checks.iter().all(|c| c["ok"] == true), "{summary}");
     assert!(
+        stderr.contains("ok   batches: all 4 batches answered line by line as documented"),
+        "{stderr}"
+    );
+    assert!(
         stderr
-            .contains("ok   counts: the report counts exactly 100 bids, 60 impressions, 25 clicks"),
+            .contains("ok   counts: the report counts exactly 120 bids, 70 impressions, 29 clicks"),
         "{stderr}"
     );
 
@@ -174,9 +181,10 @@ fn verify_fails_against_a_server_that_loses_events_it_accepted() {
         stderr.contains("FAIL counts: after 3s, the report has bids"),
         "{stderr}"
     );
-    assert!(stderr.contains("expected 100, 60, 25"), "{stderr}");
+    // The scenario's 100, 60, 25 and the batches' 20, 10, 4.
+    assert!(stderr.contains("expected 120, 70, 29"), "{stderr}");
     assert!(
-        stderr.contains("verification failed: 1 of 4 checks (counts)"),
+        stderr.contains("verification failed: 1 of 5 checks (counts)"),
         "{stderr}"
     );
 }
@@ -206,6 +214,10 @@ fn verify_fails_against_a_server_that_accepts_invalid_input() {
     );
     assert!(
         stderr.contains("a request without winPrice was answered 200, not a 400 naming winPrice"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("FAIL batches: a batch with a repeated line and invalid lines was answered 200, not 207"),
         "{stderr}"
     );
     let summary: Value = serde_json::from_str(stdout.trim()).unwrap();

@@ -20,7 +20,7 @@ use sdp_core::events::{self, MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 use sdp_core::ports::EventLog;
 
 use crate::http::{Request, Response};
-use crate::ingest::{is_json, not_stored};
+use crate::ingest::{is_json, media_type, not_stored, unreadable};
 
 /// The largest batch after decompression. The body as sent is bounded by [`MAX_BODY_BYTES`], like
 /// a single event's; this bounds what a small compressed body may expand to.
@@ -54,17 +54,12 @@ enum Line {
 
 /// Answers one batch received at `received_at` (epoch ms).
 pub async fn handle<L: EventLog>(log: &L, request: &Request, received_at: i64) -> Response {
-    if request.method != "POST" {
-        return Response::method_not_allowed(&request.method, "POST");
-    }
-    if let Some(content_type) = request.header("content-type") {
-        if !is_ndjson(content_type) {
-            return Response::error(
-                415,
-                &format!("content type `{content_type}` is not accepted; send application/x-ndjson (one JSON event per line)"),
-                None,
-            );
-        }
+    if let Some(refusal) = unreadable(
+        request,
+        is_ndjson,
+        "application/x-ndjson (one JSON event per line)",
+    ) {
+        return refusal;
     }
     let body = match decoded(request) {
         Ok(body) => body,
@@ -125,19 +120,9 @@ pub async fn handle<L: EventLog>(log: &L, request: &Request, received_at: i64) -
     }
 }
 
-/// The batch's bytes: the body, or what it decompresses to (`Content-Encoding: gzip`), at most
+/// The batch's bytes (a body within [`MAX_BODY_BYTES`]): the body, or what it decompresses to (`Content-Encoding: gzip`), at most
 /// [`MAX_BATCH_BYTES`]; otherwise the answer that refuses it.
 fn decoded(request: &Request) -> Result<Vec<u8>, Response> {
-    if request.body.len() > MAX_BODY_BYTES {
-        return Err(Response::error(
-            413,
-            &format!(
-                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                request.body.len()
-            ),
-            None,
-        ));
-    }
     let too_large = || {
         Response::error(
             413,
@@ -175,12 +160,7 @@ fn decoded(request: &Request) -> Result<Vec<u8>, Response> {
 
 /// Newline-delimited JSON under any of its names, or JSON (a one-line batch is both).
 fn is_ndjson(content_type: &str) -> bool {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = media_type(content_type);
     [
         "application/x-ndjson",
         "application/ndjson",

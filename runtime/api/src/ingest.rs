@@ -31,27 +31,8 @@ pub async fn handle<L: EventLog>(log: &L, request: &Request, received_at: i64) -
     else {
         return Response::not_found(&request.path);
     };
-    if request.method != "POST" {
-        return Response::method_not_allowed(&request.method, "POST");
-    }
-    if let Some(content_type) = request.header("content-type") {
-        if !is_json(content_type) {
-            return Response::error(
-                415,
-                &format!("content type `{content_type}` is not accepted; send application/json"),
-                None,
-            );
-        }
-    }
-    if request.body.len() > MAX_BODY_BYTES {
-        return Response::error(
-            413,
-            &format!(
-                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                request.body.len()
-            ),
-            None,
-        );
+    if let Some(refusal) = unreadable(request, is_json, "application/json") {
+        return refusal;
     }
     let event = match events::validate(event_type, &request.body, received_at) {
         Ok(event) => event,
@@ -70,6 +51,39 @@ pub async fn handle<L: EventLog>(log: &L, request: &Request, received_at: i64) -
     }
 }
 
+/// The refusal of a request an ingestion route cannot read: a method other than POST (405), a
+/// content type `accepted` refuses (415, asking for `wanted`; none at all is taken), a body over
+/// [`MAX_BODY_BYTES`] (413).
+pub(crate) fn unreadable(
+    request: &Request,
+    accepted: fn(&str) -> bool,
+    wanted: &str,
+) -> Option<Response> {
+    if request.method != "POST" {
+        return Some(Response::method_not_allowed(&request.method, "POST"));
+    }
+    if let Some(content_type) = request.header("content-type") {
+        if !accepted(content_type) {
+            return Some(Response::error(
+                415,
+                &format!("content type `{content_type}` is not accepted; send {wanted}"),
+                None,
+            ));
+        }
+    }
+    if request.body.len() > MAX_BODY_BYTES {
+        return Some(Response::error(
+            413,
+            &format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                request.body.len()
+            ),
+            None,
+        ));
+    }
+    None
+}
+
 /// The answer when the event log refused an append: 503 with `Retry-After` when it may take it
 /// later (throttled, busy), 500 otherwise.
 pub(crate) fn not_stored(err: &StoreError) -> Response {
@@ -85,13 +99,18 @@ pub(crate) fn not_stored(err: &StoreError) -> Response {
 
 /// `application/json` or any `+json` type, parameters (charset) ignored.
 pub(crate) fn is_json(content_type: &str) -> bool {
-    let media = content_type
+    let media = media_type(content_type);
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+/// The media type of a `Content-Type`, lower case, without its parameters.
+pub(crate) fn media_type(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -277,17 +277,7 @@ async fn a_compressed_batch_is_stored_line_by_line_and_counted_once_when_sent_tw
     let stack = stack().await;
     let log = stack.log();
     let campaign = 77;
-    let mut lines = Vec::new();
-    for i in 0..40 {
-        let tx = format!("batch-{i}");
-        lines.push(
-            json!({"type": "bid", "tx_id": tx, "app_uid": "u", "campaign_item_id": campaign})
-                .to_string(),
-        );
-        if i % 2 == 0 {
-            lines.push(json!({"type": "imp", "tx_id": tx, "win_price": 5}).to_string());
-        }
-    }
+    let mut lines = fixtures::batch_lines(campaign, 40);
     lines.push(json!({"type": "click"}).to_string()); // no tx_id: rejected
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(lines.join("\n").as_bytes()).unwrap();
@@ -308,12 +298,12 @@ async fn a_compressed_batch_is_stored_line_by_line_and_counted_once_when_sent_tw
         let answer = body(&response);
         assert_eq!(
             (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
-            (Some(60), Some(1))
+            (Some(70), Some(1))
         );
-        assert_eq!(answer["lines"][60]["field"], "tx_id", "{answer}");
+        assert_eq!(answer["lines"][70]["field"], "tx_id", "{answer}");
     }
     let records = stack.records().await;
-    assert_eq!(records.len(), 120, "each accepted line, twice");
+    assert_eq!(records.len(), 140, "each accepted line, twice");
     for (_, key, data) in &records {
         let event: Value = serde_json::from_slice(data).unwrap();
         assert_eq!(
@@ -338,7 +328,7 @@ async fn a_compressed_batch_is_stored_line_by_line_and_counted_once_when_sent_tw
     let report = handlers::reports(&store, get_report(campaign)).await;
     assert_eq!(
         body(&report),
-        json!({"campaign_item_id": campaign, "bids": 40, "imps": 20, "clicks": 0})
+        json!({"campaign_item_id": campaign, "bids": 40, "imps": 20, "clicks": 10})
     );
 }
 
