@@ -3,8 +3,9 @@
 //! `probe::load`; this module runs the clock and the requests.
 //!
 //! Each arrival is a task started at its due time; it waits for one of `--connections` slots and
-//! sends one event, or with `--batch N` one batch of N events to the batch route. Latency runs from the due time, so waiting for a slot, a slow server and a backlog all
-//! show in the percentiles (no coordinated omission). Requests still unanswered `--timeout` after
+//! sends one event, or with `--batch N` one batch of N events to the batch route. Latency runs
+//! from the due time, so waiting for a slot, a slow server and a backlog all show in the
+//! percentiles (no coordinated omission). Requests still unanswered `--timeout` after
 //! the last due time are abandoned and counted as unanswered.
 
 use std::collections::BTreeMap;
@@ -17,11 +18,11 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use sdp_core::events::{EventType, BATCH_ROUTE, MAX_BATCH_EVENTS};
+
 use crate::args::{LoadArgs, ReportFormat};
 use crate::exit::Failure;
 use crate::http::Client;
-use sdp_core::events::{EventType, BATCH_ROUTE, MAX_BATCH_EVENTS};
-
 use crate::probe::load::{
     count_mismatches, counted_too_many, problems, Arrival, Expected, Measured, Workload,
 };

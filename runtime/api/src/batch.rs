@@ -120,8 +120,8 @@ pub async fn handle<L: EventLog>(log: &L, request: &Request, received_at: i64) -
     }
 }
 
-/// The batch's bytes (a body within [`MAX_BODY_BYTES`]): the body, or what it decompresses to (`Content-Encoding: gzip`), at most
-/// [`MAX_BATCH_BYTES`]; otherwise the answer that refuses it.
+/// The batch's bytes (a body within [`MAX_BODY_BYTES`]): the body, or what it decompresses to
+/// (`Content-Encoding: gzip`), at most [`MAX_BATCH_BYTES`]; otherwise the answer that refuses it.
 fn decoded(request: &Request) -> Result<Vec<u8>, Response> {
     let too_large = || {
         Response::error(
