@@ -82,6 +82,7 @@ pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A validated event, as stored and processed. Field names are the lake's `bcns` columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredEvent")]
 pub struct Event {
     pub tx_id: String,
     /// Event time, epoch milliseconds: the client's `ts`, else the receive time.
@@ -118,6 +119,70 @@ pub struct Bid {
     /// The price offered with the bid, if the client sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub win_price: Option<i64>,
+}
+
+/// An event as stored, read flat: every field of every type at one level, the `type` tag saying
+/// which belong. The processor decodes every event of the stream, and serde's `flatten` (which
+/// writes them) would first copy each into an intermediate map to read them back.
+#[derive(Deserialize)]
+struct StoredEvent {
+    tx_id: String,
+    ts: i64,
+    received_at: i64,
+    #[serde(rename = "type")]
+    tag: StoredTag,
+    #[serde(default)]
+    campaign_item_id: Option<i64>,
+    #[serde(default)]
+    app_uid: Option<String>,
+    #[serde(default)]
+    creative_id: Option<String>,
+    #[serde(default)]
+    creative_category: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    win_price: Option<i64>,
+}
+
+#[derive(Deserialize)]
+enum StoredTag {
+    #[serde(rename = "bid")]
+    Bid,
+    #[serde(rename = "imp")]
+    Impression,
+    #[serde(rename = "click")]
+    Click,
+}
+
+impl TryFrom<StoredEvent> for Event {
+    type Error = String;
+
+    fn try_from(stored: StoredEvent) -> Result<Event, String> {
+        let missing = |field: &str| format!("missing field `{field}`");
+        let body = match stored.tag {
+            StoredTag::Bid => EventBody::Bid(Bid {
+                campaign_item_id: stored
+                    .campaign_item_id
+                    .ok_or_else(|| missing("campaign_item_id"))?,
+                app_uid: stored.app_uid.ok_or_else(|| missing("app_uid"))?,
+                creative_id: stored.creative_id,
+                creative_category: stored.creative_category,
+                domain: stored.domain,
+                win_price: stored.win_price,
+            }),
+            StoredTag::Impression => EventBody::Impression {
+                win_price: stored.win_price.ok_or_else(|| missing("win_price"))?,
+            },
+            StoredTag::Click => EventBody::Click,
+        };
+        Ok(Event {
+            tx_id: stored.tx_id,
+            ts: stored.ts,
+            received_at: stored.received_at,
+            body,
+        })
+    }
 }
 
 impl EventBody {
