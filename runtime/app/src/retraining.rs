@@ -119,16 +119,22 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
         .map(|o| o.last_modified_ms)
         .max()
         .unwrap_or(0);
-    let last_through = models
-        .last_run()
-        .await?
-        .and_then(|r| r["data_through_ms"].as_i64())
-        .unwrap_or(-1);
-    if data_through_ms <= last_through {
+    // The files the run reads, each named with its entity tag: what the last run read, unless a
+    // file was added or replaced. (Not their times: S3's are to the second, so a file written in
+    // the second of the last run's newest one would never be trained on.)
+    let inputs: String = bcns
+        .iter()
+        .chain(&impressions)
+        .map(|o| format!("{} {}\n", o.key, o.etag))
+        .collect();
+    let inputs_hash = format!("{:016x}", stable_hash(inputs.as_bytes()));
+    let last_run = models.last_run().await?;
+    let last_inputs = last_run.as_ref().and_then(|r| r["inputs"].as_str());
+    if last_inputs == Some(inputs_hash.as_str()) {
         return Ok(skipped(json!({
             "outcome": "no new data",
             "files": bcns.len() + impressions.len(),
-            "data_through_ms": last_through,
+            "data_through_ms": last_run.as_ref().and_then(|r| r["data_through_ms"].as_i64()),
         })));
     }
 
@@ -166,13 +172,8 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
     // The version sorts by time, to the millisecond (`sdp local` may promote twice in a second,
     // and pruning keeps the newest names), and names its input: the same files give the same
     // suffix.
-    let inputs: String = bcns
-        .iter()
-        .chain(&impressions)
-        .map(|o| format!("{} {}\n", o.key, o.etag))
-        .collect();
     let version = format!(
-        "{}-{:016x}",
+        "{}-{}",
         jiff::Timestamp::from_millisecond(now_ms)
             .map(|t| format!(
                 "{}{:03}Z",
@@ -180,7 +181,7 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
                 now_ms.rem_euclid(1000)
             ))
             .unwrap_or_default(),
-        stable_hash(inputs.as_bytes())
+        inputs_hash
     );
     let config = settings.config;
     let (bids, won, sample_rate) = (data.bids().len(), data.wins(), data.sample_rate());
@@ -192,6 +193,7 @@ pub async fn run<O: ObjectStore, M: ObjectStore>(
     let mut record = json!({
         "at_ms": now_ms,
         "data_through_ms": data_through_ms,
+        "inputs": inputs_hash,
         "first_date": first_date,
         "files": bcns.len() + impressions.len(),
         "bids": bids,
@@ -306,6 +308,25 @@ mod tests {
         );
         assert_eq!(record["replaced"], key);
         assert!(ready(models.last_run()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_file_landed_in_the_same_second_as_the_last_runs_newest_is_still_read() {
+        // S3 times objects to the second: the last run read files up to `at`, and a new file
+        // written in that same second is new data all the same.
+        let at = 1_795_341_600_000;
+        let models = ModelStore::new(MemoryObjects::default(), "models/");
+        ready(models.record_run(&json!({"data_through_ms": at, "inputs": "0000000000000001"})))
+            .unwrap();
+        let lake = MemoryObjects::default();
+        let key = "parquet/bcns/dt=2026-11-22/hour=10/part-0-00000.parquet";
+        lake.insert_at(key, b"not parquet", at);
+        let outcome = ready(run(&lake, &models, &RetrainingSettings::default(), at));
+        let message = match outcome {
+            Ok(record) => panic!("the new file was not read: {record}"),
+            Err(err) => sdp_core::ports::with_causes(&err),
+        };
+        assert!(message.contains(key), "{message}");
     }
 
     #[test]
