@@ -6,13 +6,9 @@
 # Usage: bench/batch.sh [SECONDS] [RATES...]   (defaults 10, and 100 200 400 batches/s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-10}
-shift || true
-rates=("$@")
-[ ${#rates[@]} -gt 0 ] || rates=(100 200 400)
 source bench/wrk.sh
-# `sdp local` and `sdp load` need neither the AWS commands nor the SQL engine: the README's build.
-cargo build --release --locked -p sdp --no-default-features --bin sdp >&2
+seconds_and_rates "100 200 400" "$@"
+build_sdp
 work=$(mktemp -d)
 pid=
 cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; }

@@ -10,14 +10,10 @@
 # (Debian package; installed here with apt-get when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-10}
-shift || true
-rates=("$@")
-[ ${#rates[@]} -gt 0 ] || rates=(1000 5000 20000)
 source bench/wrk.sh
+seconds_and_rates "1000 5000 20000" "$@"
 require_wrk
-# `sdp local` and `sdp load` need neither the AWS commands nor the SQL engine: the README's build.
-cargo build --release --locked -p sdp --no-default-features --bin sdp >&2
+build_sdp
 cargo build --release --locked -p sdp-bench --bin null-server >&2
 work=$(mktemp -d)
 pids=()

@@ -26,3 +26,20 @@ request = function()
 end
 LUA
 }
+
+# Sets `seconds` (the first argument, default 10) and `rates` (the rest, default the given list),
+# the usage of the HTTP benchmarks: `seconds_and_rates "1000 5000" "$@"`.
+seconds_and_rates() {
+    local defaults=$1
+    shift
+    seconds=${1:-10}
+    shift || true
+    rates=("$@")
+    [ ${#rates[@]} -gt 0 ] || read -r -a rates <<< "$defaults"
+}
+
+# Builds `sdp` as the README's first command does: `sdp local` and `sdp load` need neither the AWS
+# commands nor the SQL engine.
+build_sdp() {
+    cargo build --release --locked -p sdp --no-default-features --bin sdp >&2
+}
