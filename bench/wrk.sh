@@ -1,5 +1,6 @@
 # Shared by the benchmarks that drive HTTP servers on loopback (sourced, not run): free ports,
-# waiting for a listener, and wrk with a Lua script that posts a new bid per request.
+# waiting for a listener, wrk with a Lua script that posts a new bid per request, the benchmarks'
+# arguments, and the README's build of `sdp`.
 
 # wrk is a Debian package: installed with apt-get when missing and run as root.
 require_wrk() {
