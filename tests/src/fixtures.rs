@@ -63,6 +63,16 @@ pub fn kinesis_batch(records: &[(String, String, Vec<u8>)]) -> anyhow::Result<Va
     Ok(json!({ "Records": records }))
 }
 
+/// `bytes` gzip-compressed: a client's compressed batch (`Content-Encoding: gzip`), an object
+/// Firehose delivers.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
 /// The lines of a batch (`POST {UrlForAPI}/events`) for `transactions` transactions of
 /// `campaign`, `batch-<i>`: every one a bid, every second an impression, every fourth a click.
 pub fn batch_lines(campaign: i64, transactions: usize) -> Vec<String> {

@@ -2,11 +2,7 @@
 //! draws the bids and makes the objects; this puts them, raw (gzipped, as Firehose does) or
 //! compacted (as the compactor does).
 
-use std::io::Write;
-
 use anyhow::{ensure, Result};
-use flate2::write::GzEncoder;
-use flate2::Compression;
 
 use sdp_core::model::BidFeatures;
 use sdp_core::ports::{ObjectStore, Precondition};
@@ -50,12 +46,10 @@ pub async fn land_raw<O: ObjectStore>(
     let raw = raw_objects(&drawn, tag);
     ensure!(!raw.is_empty(), "nothing was drawn");
     for (key, text) in raw {
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-        encoder.write_all(&text)?;
         objects
             .put(
                 &key,
-                encoder.finish()?,
+                crate::fixtures::gzip(&text),
                 "application/octet-stream",
                 Precondition::None,
             )

@@ -14,20 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use sdp_scenarios::fixtures::{batch_lines, integration_scenario};
+use sdp_scenarios::fixtures::{self, batch_lines, integration_scenario};
 
 use crate::common::{agent, data_dir, get, post, query, query_rows, Local};
-
-/// The campaign's lifetime totals (bids, imps, clicks).
-fn totals(local: &Local, campaign: i64) -> (i64, i64, i64) {
-    let (status, body) = get(
-        &agent(),
-        &format!("{}/reports/campaigns/{campaign}", local.reports()),
-    );
-    assert_eq!(status, 200, "{body}");
-    let count = |key: &str| body[key].as_i64().unwrap();
-    (count("bids"), count("imps"), count("clicks"))
-}
 
 /// Polls the report until `done` holds for it, or fails after a generous deadline.
 fn wait_for(
@@ -37,7 +26,7 @@ fn wait_for(
 ) -> (i64, i64, i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let counts = totals(local, campaign);
+        let counts = local.totals(campaign);
         if done(counts) {
             return counts;
         }
@@ -95,7 +84,7 @@ fn the_integration_scenario_is_counted_exactly_and_survives_a_restart() {
     );
     // Nothing more arrives later: duplicates were not counted late either.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(totals(&local, campaign), (100, 60, 25));
+    assert_eq!(local.totals(campaign), (100, 60, 25));
 
     // A second `sdp local` on the same data directory is refused, naming the reason.
     let second = Command::new(env!("CARGO_BIN_EXE_sdp"))
@@ -159,7 +148,7 @@ fn the_integration_scenario_is_counted_exactly_and_survives_a_restart() {
     assert_eq!(first_row["domain"], "www.google.com", "{first_row}");
 
     let local = Local::start(&dir);
-    assert_eq!(totals(&local, campaign), (100, 60, 25));
+    assert_eq!(local.totals(campaign), (100, 60, 25));
     assert!(local.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -248,15 +237,12 @@ fn transaction(tx: &str, campaign: i64) -> [(&'static str, String); 3] {
 
 /// POSTs a batch (newline-delimited JSON), gzip-compressed if `gzip`; (status, answer).
 fn post_batch(local: &Local, lines: &[String], gzip: bool) -> (u16, Value) {
-    use std::io::Write;
     let mut body = lines.join("\n").into_bytes();
     let mut request = agent()
         .post(&format!("{}/events", local.api()))
         .header("content-type", "application/x-ndjson");
     if gzip {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(&body).unwrap();
-        body = encoder.finish().unwrap();
+        body = fixtures::gzip(&body);
         request = request.header("content-encoding", "gzip");
     }
     let mut response = request.send(&body[..]).unwrap();
@@ -371,7 +357,7 @@ fn kill_9_under_load_loses_no_event_answered_200_and_counts_none_twice() {
     let expected = (bids_sent, bids_sent, bids_sent);
     assert_eq!(wait_for(&local, campaign, |c| c == expected), expected);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(totals(&local, campaign), expected, "no event counted twice");
+    assert_eq!(local.totals(campaign), expected, "no event counted twice");
     assert!(local.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

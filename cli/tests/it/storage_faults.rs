@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{agent, get, Local};
+use crate::common::{agent, Local};
 
 /// A tmpfs of `size` mounted for one test, unmounted when dropped.
 struct Tmpfs {
@@ -88,15 +88,6 @@ fn post_bid(agent: &ureq::Agent, api: &str, tx: &str, campaign: i64) -> (u16, Op
     }
 }
 
-fn bids_counted(local: &Local, campaign: i64) -> i64 {
-    let (status, body) = get(
-        &agent(),
-        &format!("{}/reports/campaigns/{campaign}", local.reports()),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["bids"].as_i64().unwrap()
-}
-
 #[test]
 fn a_full_disk_is_answered_503_and_once_space_returns_nothing_acknowledged_is_lost() {
     let disk = Tmpfs::mount("full-disk", "16m");
@@ -161,8 +152,8 @@ fn a_full_disk_is_answered_503_and_once_space_returns_nothing_acknowledged_is_lo
     // Every event is counted, once: those answered 200 while the disk filled included.
     let expected = (acked.len() + refused.len()) as i64;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while bids_counted(&local, campaign) != expected {
-        let counted = bids_counted(&local, campaign);
+    while local.totals(campaign).0 != expected {
+        let counted = local.totals(campaign).0;
         assert!(
             counted <= expected,
             "{counted} bids counted of {expected} sent"
@@ -178,10 +169,6 @@ fn a_full_disk_is_answered_503_and_once_space_returns_nothing_acknowledged_is_lo
         "a clean stop after the disk was full"
     );
     let local = Local::start(&dir);
-    assert_eq!(
-        bids_counted(&local, campaign),
-        expected,
-        "and after a restart"
-    );
+    assert_eq!(local.totals(campaign).0, expected, "and after a restart");
     assert!(local.stop().success());
 }

@@ -59,11 +59,7 @@ fn urls(fake: &FakePlatform) -> (String, String, String) {
 fn verify_and_load_pass_against_sdp_local() {
     let dir = data_dir("verify");
     let local = Local::start(&dir);
-    let target = (
-        local.urls["UrlForAPI"].as_str(),
-        local.urls["UrlForReports"].as_str(),
-        local.urls["UrlForPredictions"].as_str(),
-    );
+    let target = local.target();
 
     let (code, stdout, stderr) = sdp(&command("verify", target, &["--format", "json"]));
     assert_eq!(code, 0, "{stderr}");
@@ -116,11 +112,7 @@ fn verify_and_load_pass_against_sdp_local() {
 fn load_in_batches_is_counted_exactly_by_sdp_local() {
     let dir = data_dir("load-batches");
     let local = Local::start(&dir);
-    let target = (
-        local.urls["UrlForAPI"].as_str(),
-        local.urls["UrlForReports"].as_str(),
-        local.urls["UrlForPredictions"].as_str(),
-    );
+    let target = local.target();
     let (code, stdout, stderr) = sdp(&command(
         "load",
         target,

@@ -85,28 +85,15 @@ impl FsObjects {
     /// one that bears this process's id: ids are reused (a container's first process is always 1).
     pub fn remove_dead_temporaries(&self) -> std::io::Result<usize> {
         let mut removed = 0;
-        let mut pending = vec![self.root.clone()];
-        while let Some(dir) = pending.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    pending.push(entry.path());
-                    continue;
-                }
-                // `.<name>.<pid>.<n>.tmp`
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') && name.ends_with(".tmp") {
-                    std::fs::remove_file(entry.path())?;
-                    removed += 1;
-                }
+        walk_files(&self.root, |path, name, _| {
+            // `.<name>.<pid>.<n>.tmp`
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                std::fs::remove_file(path)?;
+                removed += 1;
             }
-        }
+            Ok(())
+        })?;
         Ok(removed)
     }
 
@@ -236,53 +223,68 @@ impl FsObjects {
             None => self.root.clone(),
         };
         let mut found = Vec::new();
-        let mut pending = vec![start];
-        while let Some(dir) = pending.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                    continue
-                }
+        walk_files(&start, |path, name, metadata| {
+            if name.as_encoded_bytes().starts_with(b".") {
+                return Ok(());
+            }
+            let Some(key) = self.key_of(path).filter(|k| k.starts_with(prefix)) else {
+                return Ok(());
+            };
+            let etag = match self.etag_of(path, metadata) {
+                Ok(etag) => etag,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(e),
             };
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_name().as_encoded_bytes().starts_with(b".") {
-                    continue;
-                }
-                let path = entry.path();
-                let metadata = match entry.metadata() {
-                    Ok(metadata) => metadata,
-                    // Removed since the directory was read: not there any more.
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                if metadata.is_dir() {
-                    pending.push(path);
-                    continue;
-                }
-                let Some(key) = self.key_of(&path).filter(|k| k.starts_with(prefix)) else {
-                    continue;
-                };
-                let etag = match self.etag_of(&path, &metadata) {
-                    Ok(etag) => etag,
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                found.push(Listed {
-                    key,
-                    size: metadata.len(),
-                    etag,
-                    last_modified_ms: metadata
-                        .modified()?
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-                });
-            }
-        }
+            found.push(Listed {
+                key,
+                size: metadata.len(),
+                etag,
+                last_modified_ms: metadata
+                    .modified()?
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            });
+            Ok(())
+        })?;
         found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
     }
+}
+
+/// Calls `file` with the path, name and metadata of every file under `start`, descending into
+/// every directory whose name is not hidden (this store keeps none of its own in directories).
+/// An entry removed while the walk reads it is passed over, as a missing `start` is.
+fn walk_files(
+    start: &Path,
+    mut file: impl FnMut(&Path, &std::ffi::OsStr, &std::fs::Metadata) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut pending = vec![start.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let name = entry.file_name();
+            if metadata.is_dir() {
+                if !name.as_encoded_bytes().starts_with(b".") {
+                    pending.push(entry.path());
+                }
+            } else {
+                file(&entry.path(), &name, &metadata)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// S3's entity tag of a single-part object: the MD5 of its bytes in hex, quoted.

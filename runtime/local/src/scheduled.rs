@@ -43,9 +43,10 @@ pub fn model_cache(lake: &Lake) -> ModelCache<Lake> {
 /// Clears what a process that died (`kill -9`, a crash, a power cut) left in the lake: temporary
 /// files of writes it never renamed, its compaction locks, and Parquet files no manifest names,
 /// which a query would read beside the partition's current generation. Run at the start that
-/// follows one (`platform::RUNNING` was left behind), before anything else uses the lake; the caller holds the data directory's lock, so no other process
-/// writes to it. A failure is reported and the platform starts all the same: the next compaction
-/// run sweeps a partition's older generations too.
+/// follows one (`platform::RUNNING` was left behind), before anything else uses the lake; the
+/// caller holds the data directory's lock, so no other process writes to it. A failure is
+/// reported and the platform starts all the same: the next compaction run sweeps a partition's
+/// older generations too.
 pub async fn recover_after_crash(lake: &Lake) {
     match lake.remove_dead_temporaries() {
         Ok(0) => {}

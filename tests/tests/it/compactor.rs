@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use serde_json::{json, Value};
 
@@ -20,7 +19,7 @@ use sdp_core::lake::{Dataset, DATASETS};
 use sdp_core::ports::{Fetched, ObjectStore, Precondition};
 use sdp_fs::FsObjects;
 use sdp_scenarios::platform::lake_bucket_on_moto;
-use sdp_scenarios::{duckdb, on_both_stores, MotoServer};
+use sdp_scenarios::{duckdb, fixtures, on_both_stores, MotoServer};
 
 /// 2026-11-22T00:00:00Z, the day of the raw objects.
 const DAY_MS: i64 = 1_795_305_600_000;
@@ -66,12 +65,8 @@ fn dataset(name: &str) -> &'static Dataset {
 }
 
 fn gzip(lines: &[String]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    for line in lines {
-        encoder.write_all(line.as_bytes()).unwrap();
-        encoder.write_all(b"\n").unwrap();
-    }
-    encoder.finish().unwrap()
+    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    fixtures::gzip(text.as_bytes())
 }
 
 fn bid(tx: &str, hour: i64, campaign: i64) -> String {

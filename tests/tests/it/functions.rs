@@ -273,17 +273,16 @@ async fn a_record_that_is_not_an_event_is_kept_with_its_payload_in_the_lake_and_
 /// event counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compressed_batch_is_stored_line_by_line_and_counted_once_when_sent_twice() {
-    use std::io::Write;
     let stack = stack().await;
     let log = stack.log();
     let campaign = 77;
     let mut lines = fixtures::batch_lines(campaign, 40);
     lines.push(json!({"type": "click"}).to_string()); // no tx_id: rejected
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(lines.join("\n").as_bytes()).unwrap();
     let mut request = post("events", "");
-    request.body =
-        Some(base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap()));
+    request.body = Some(
+        base64::engine::general_purpose::STANDARD
+            .encode(fixtures::gzip(lines.join("\n").as_bytes())),
+    );
     request.is_base64_encoded = true;
     request
         .headers

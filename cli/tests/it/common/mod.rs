@@ -72,6 +72,22 @@ impl Local {
         &self.urls["UrlForReports"]
     }
 
+    /// Its three URLs, as `sdp verify` and `sdp load` take them: (api, reports, predictions).
+    pub fn target(&self) -> (&str, &str, &str) {
+        (self.api(), self.reports(), &self.urls["UrlForPredictions"])
+    }
+
+    /// A campaign's lifetime totals (bids, imps, clicks), from its report.
+    pub fn totals(&self, campaign: i64) -> (i64, i64, i64) {
+        let (status, body) = get(
+            &agent(),
+            &format!("{}/reports/campaigns/{campaign}", self.reports()),
+        );
+        assert_eq!(status, 200, "{body}");
+        let count = |key: &str| body[key].as_i64().unwrap();
+        (count("bids"), count("imps"), count("clicks"))
+    }
+
     /// Stops it as a user or a service manager would (SIGTERM), and waits.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
