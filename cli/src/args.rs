@@ -44,6 +44,10 @@ pub enum Command {
     /// throughput, errors and latency percentiles; then check the reports counted exactly what was
     /// accepted.
     Load(LoadArgs),
+    /// Estimate what a deployment costs a month on AWS, line by line: the platform's own units
+    /// per event (checked against its handlers) priced from the region's public unit prices,
+    /// with the idle cost and the assumptions behind what no test measures.
+    Cost(CostArgs),
 }
 
 /// Where the platform is: a deployed stack (URLs from its outputs), or URLs given directly (e.g.
@@ -138,6 +142,45 @@ pub struct LoadArgs {
     /// Result as lines (`text`), or one JSON summary on stdout (`json`).
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CostArgs {
+    /// Steady events per second to price.
+    #[arg(long, value_name = "N", default_value_t = 1000.0)]
+    pub events_per_second: f64,
+
+    /// Events per ingestion request: 1 posts each to its own route; more, batches to
+    /// `{UrlForAPI}/events` (at most 500).
+    #[arg(long, value_name = "B", default_value_t = 1)]
+    pub batch_size: usize,
+
+    /// Campaigns with traffic (each processor batch adds to one aggregate per campaign).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub campaigns: u32,
+
+    /// Region whose prices to use.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+
+    /// Shards of the event stream; by default the fewest the rate needs.
+    #[arg(long)]
+    pub shards: Option<u32>,
+
+    /// Instruction set of the functions (the stack's LambdaArchitecture).
+    #[arg(long, value_enum, default_value = "x86-64")]
+    pub architecture: CostArchitecture,
+
+    /// The bill as a table (`text`), or one JSON document on stdout (`json`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CostArchitecture {
+    #[value(name = "x86-64", alias = "x86_64")]
+    X86_64,
+    Arm64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

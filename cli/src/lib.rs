@@ -1,7 +1,7 @@
 //! `sdp`: the deployer CLI of the Streaming Data Platform.
 //!
 //! Layering: `args` (clap only) → `commands/*` (one module per command) → pure modules
-//! (`regions`, `templates`, `render`, `stack`, `probe`). Only `aws/` touches the AWS SDK, and only
+//! (`regions`, `templates`, `render`, `stack`, `probe`, `cost`). Only `aws/` touches the AWS SDK, and only
 //! `http` talks to the platform's own APIs (for `sdp verify` and `sdp load`); nothing here depends
 //! on the runtime's AWS adapters. `sdp local` runs the platform through `sdp-local`, and
 //! `sdp query` reads its lake through `sdp-query`.
@@ -17,6 +17,7 @@ pub mod args;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod commands;
+pub mod cost;
 pub mod exit;
 pub mod http;
 pub mod package;

@@ -18,13 +18,13 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use sdp_core::events::{EventType, BATCH_ROUTE, MAX_BATCH_EVENTS};
+use sdp_core::events::{BATCH_ROUTE, MAX_BATCH_EVENTS};
 
 use crate::args::{LoadArgs, ReportFormat};
 use crate::exit::Failure;
 use crate::http::Client;
 use crate::probe::load::{
-    count_mismatches, counted_too_many, problems, Arrival, Expected, Measured, Workload,
+    batch_body, count_mismatches, counted_too_many, problems, Arrival, Expected, Measured, Workload,
 };
 use crate::probe::scenario::Tag;
 use crate::ui::Steps;
@@ -356,22 +356,6 @@ async fn arrival(
         }
         Err(err) => *tally.failures.entry(err.to_string()).or_default() += 1,
     }
-}
-
-/// The events as a batch: one line each, tagged with its `type`.
-fn batch_body(events: &[Arrival]) -> String {
-    events
-        .iter()
-        .map(|event| {
-            let tag = EventType::ALL
-                .into_iter()
-                .find(|t| t.route() == event.route)
-                .map_or(event.route, EventType::tag);
-            // Every body is a JSON object: the tag goes first in it.
-            format!(r#"{{"type":"{tag}",{}"#, &event.body[1..])
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// What became of each of the `n` events of a request: stored (`Some(true)`), not stored

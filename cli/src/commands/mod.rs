@@ -1,5 +1,6 @@
 //! One module per command. Each turns resolved arguments into effects and a [`Failure`] on error.
 
+mod cost;
 #[cfg(feature = "aws")]
 mod deploy;
 #[cfg(feature = "aws")]
@@ -53,6 +54,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Query(_) => Err(left_out("query")),
         Command::Verify(args) => block_on(verify::run(&args)),
         Command::Load(args) => block_on_threads(load::run(&args)),
+        Command::Cost(args) => cost::run(&args),
     }
 }
 

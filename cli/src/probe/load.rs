@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use sdp_core::events::EventType;
 use serde_json::json;
 
 use super::scenario::{Counts, Tag};
@@ -43,8 +44,12 @@ impl Workload {
         }
     }
 
+    /// The campaign of transaction `tx`: a multiplicative hash of it, so that every share of the
+    /// transactions (the even ones that get an impression, the tenth that get a click) spreads
+    /// over all the run's campaigns, as real traffic does.
     pub fn campaign_of(&self, tx: u64) -> i64 {
-        self.tag.campaign + (tx as i64).rem_euclid(CAMPAIGNS)
+        let spread = tx.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        self.tag.campaign + (spread as i64).rem_euclid(CAMPAIGNS)
     }
 
     /// The campaigns of the run.
@@ -91,6 +96,22 @@ impl Workload {
             _ => {}
         }
     }
+}
+
+/// Arrivals as a batch for `POST {UrlForAPI}/events`: one line each, tagged with its `type`.
+pub fn batch_body(events: &[Arrival]) -> String {
+    events
+        .iter()
+        .map(|event| {
+            let tag = EventType::ALL
+                .into_iter()
+                .find(|t| t.route() == event.route)
+                .map_or(event.route, EventType::tag);
+            // Every body is a JSON object: the tag goes first in it.
+            format!(r#"{{"type":"{tag}",{}"#, &event.body[1..])
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What became of the events sent for one campaign. An event answered 200 is stored; one refused

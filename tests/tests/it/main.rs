@@ -3,6 +3,7 @@
 
 mod aws_adapters;
 mod compactor;
+mod cost;
 mod functions;
 mod lake;
 mod lambda_binaries;

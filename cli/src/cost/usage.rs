@@ -1,0 +1,269 @@
+//! Units per event: what the code's own calls consume, per billed dimension, for steady traffic.
+//!
+//! Every figure here follows a call the platform makes (the ingestion function's `PutRecords`,
+//! the processor's two state reads, its transactions and Firehose batches), with the rounding
+//! rules AWS bills by. tests/tests/it/cost.rs runs the real handlers against moto with a counting
+//! layer on the SDK clients and checks what they consumed against [`per_event`].
+
+use sdp_core::join::Transaction;
+
+use super::sizes::Sizes;
+
+/// The stack's settings that cost depends on, as templates/ sets them (checked against the
+/// rendered template by tests/tests/it/cost.rs).
+pub mod stack {
+    /// `MemorySize` of the ingest and processor functions, in MB.
+    pub const INGEST_MEMORY_MB: f64 = 256.0;
+    pub const PROCESSOR_MEMORY_MB: f64 = 512.0;
+    /// The compactor's (`CompactorMemory`'s default) and the trainer's memory, in MB.
+    pub const COMPACTOR_MEMORY_MB: f64 = 2048.0;
+    pub const TRAINER_MEMORY_MB: f64 = 2048.0;
+    /// Runs a month of the compactor (`rate(15 minutes)`) and the trainer (`rate(1 hour)`).
+    pub const COMPACTOR_RUNS: f64 = 4.0 * super::HOURS_PER_MONTH;
+    pub const TRAINER_RUNS: f64 = super::HOURS_PER_MONTH;
+    /// The processor's event source mapping: `BatchSize` and `MaximumBatchingWindowInSeconds`.
+    pub const PROCESSOR_BATCH_RECORDS: f64 = 500.0;
+    pub const BATCHING_WINDOW_SECONDS: f64 = 1.0;
+    /// Delivery streams: `bcns` read from the event stream, and the processor's three.
+    pub const DELIVERY_STREAMS: f64 = 4.0;
+    pub const PROCESSOR_DATASETS: f64 = 3.0;
+    /// `BufInterval` (seconds) and `BufSize` (MB) defaults.
+    pub const BUFFER_SECONDS: f64 = 60.0;
+    pub const BUFFER_MB: f64 = 50.0;
+    /// `RawRetentionDays`, `LogRetentionDays` defaults, and the join state's retention (7 days).
+    pub const RAW_RETENTION_DAYS: f64 = 30.0;
+    pub const LOG_RETENTION_DAYS: f64 = 30.0;
+    pub const STATE_RETENTION_DAYS: f64 = 7.0;
+    /// CloudWatch alarms and dashboards the template creates.
+    pub const ALARMS: f64 = 8.0;
+    pub const DASHBOARDS: f64 = 1.0;
+    /// Functions with a log group and a KMS-encrypted environment.
+    pub const FUNCTIONS: f64 = 6.0;
+}
+
+/// AWS's limits and billing steps that the units follow.
+pub mod aws {
+    /// A shard takes 1,000 records or 1 MiB a second.
+    pub const SHARD_RECORDS_PER_SECOND: f64 = 1000.0;
+    pub const SHARD_BYTES_PER_SECOND: f64 = 1024.0 * 1024.0;
+    /// Kinesis bills PUTs in 25 KB payload units (data and partition key).
+    pub const PUT_PAYLOAD_UNIT_BYTES: f64 = 25.0 * 1024.0;
+    /// Firehose bills every record rounded up to 5 KB, from the stream and by direct PUT alike.
+    pub const FIREHOSE_STEP_BYTES: f64 = 5.0 * 1024.0;
+    /// DynamoDB: a write unit per 1 KB of item (two in a transaction), a read unit per 4 KB
+    /// (strongly consistent; a key not found costs one too).
+    pub const WRITE_UNIT_BYTES: f64 = 1024.0;
+    pub const READ_UNIT_BYTES: f64 = 4096.0;
+    /// Items per `TransactWriteItems` (sdp-aws fills each with state puts and one update per
+    /// aggregate they touch).
+    pub const TRANSACTION_ITEMS: f64 = 100.0;
+    /// Rows the processor packs into one Firehose record (sdp-aws `MAX_ROWS_PER_RECORD`).
+    pub const ROWS_PER_RECORD: f64 = 500.0;
+}
+
+pub const HOURS_PER_MONTH: f64 = 730.0;
+pub const SECONDS_PER_MONTH: f64 = HOURS_PER_MONTH * 3600.0;
+
+/// The traffic to price.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workload {
+    pub events_per_second: f64,
+    /// Events per ingestion request: 1 on the single-event routes, up to 500 on `POST /events`.
+    pub batch_size: f64,
+    /// Campaigns with traffic: a processor batch adds to one aggregate per campaign it touches.
+    pub campaigns: f64,
+    /// Shards of the event stream: at least as many as the traffic needs.
+    pub shards: f64,
+}
+
+impl Workload {
+    /// The fewest shards that carry `events_per_second` (at least one, as the stack has).
+    pub fn shards_needed(events_per_second: f64, sizes: &Sizes) -> f64 {
+        let bytes =
+            events_per_second * (sizes.mean(&sizes.record_bytes) + sizes.partition_key_bytes);
+        (events_per_second / aws::SHARD_RECORDS_PER_SECOND)
+            .max(bytes / aws::SHARD_BYTES_PER_SECOND)
+            .ceil()
+            .max(1.0)
+    }
+
+    /// Records in one processor invocation: what a shard gathers in the batching window, at
+    /// most the mapping's batch size.
+    pub fn processor_batch(&self) -> f64 {
+        (self.events_per_second / self.shards * stack::BATCHING_WINDOW_SECONDS)
+            .clamp(1.0, stack::PROCESSOR_BATCH_RECORDS)
+            .round()
+    }
+
+    /// The aggregates a processor batch of `records` events touches: the expected number of
+    /// distinct campaigns among them, each in one window.
+    pub fn aggregates_in(&self, records: f64) -> f64 {
+        let c = self.campaigns.max(1.0);
+        c * (1.0 - (1.0 - 1.0 / c).powf(records))
+    }
+
+    /// Aggregate updates a processor batch writes: one per aggregate in each transaction, and
+    /// a transaction holds at most 100 items, state puts and aggregate updates together.
+    pub fn aggregate_writes(&self, records: f64) -> f64 {
+        let mut left = records.round();
+        let mut writes = 0.0;
+        while left >= 1.0 {
+            let mut k = left.min(aws::TRANSACTION_ITEMS - 1.0);
+            while k > 1.0 && k + self.aggregates_in(k).ceil() > aws::TRANSACTION_ITEMS {
+                k -= 1.0;
+            }
+            writes += self.aggregates_in(k);
+            left -= k;
+        }
+        writes
+    }
+}
+
+/// The units one event consumes, averaged over the traffic's mix of bids, impressions and clicks.
+/// Each event of a transaction is taken to reach the processor in a batch of its own (an
+/// impression comes seconds after its bid), so each reads and writes its transaction's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PerEvent {
+    pub api_requests: f64,
+    pub stream_records: f64,
+    pub put_payload_units: f64,
+    pub read_request_units: f64,
+    pub write_request_units: f64,
+    /// Bytes Firehose bills for `bcns`, which it reads from the event stream.
+    pub stream_delivery_billed_bytes: f64,
+    /// Bytes Firehose bills for the rows the processor lands (packed records).
+    pub processor_delivery_billed_bytes: f64,
+}
+
+pub fn per_event(workload: &Workload, sizes: &Sizes) -> PerEvent {
+    let b = workload.processor_batch();
+    let aggregates = workload.aggregates_in(b);
+    let weighted = |f: &dyn Fn(usize) -> f64| (0..3).map(|i| sizes.share[i] * f(i)).sum::<f64>();
+    // Per processor batch, each dataset's rows go out packed, each record rounded to 5 KB.
+    let packed = |rows: f64, row_bytes: f64| {
+        if rows <= 0.0 {
+            return 0.0;
+        }
+        let records = (rows / aws::ROWS_PER_RECORD).ceil();
+        records
+            * steps(rows * row_bytes / records, aws::FIREHOSE_STEP_BYTES)
+            * aws::FIREHOSE_STEP_BYTES
+    };
+    let joined_rows: f64 = (1..3)
+        .map(|i| {
+            let rows = b * sizes.share[i];
+            let row_bytes = sizes.joined_row_bytes[i];
+            if row_bytes > 0.0 {
+                packed(rows, row_bytes)
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    PerEvent {
+        api_requests: 1.0 / workload.batch_size,
+        stream_records: 1.0,
+        put_payload_units: weighted(&|i| {
+            steps(
+                sizes.record_bytes[i] + sizes.partition_key_bytes,
+                aws::PUT_PAYLOAD_UNIT_BYTES,
+            )
+        }),
+        // The state is read before the commit, and again after it to land the batch's rows;
+        // then one Query per aggregate for its snapshot.
+        read_request_units: 2.0 + aggregates / b,
+        // A state put in a transaction, two units per KB; the batch's aggregate updates likewise.
+        write_request_units: weighted(&|i| {
+            2.0 * steps(sizes.state_item_bytes[i], aws::WRITE_UNIT_BYTES)
+        }) + 2.0 * workload.aggregate_writes(b) / b,
+        stream_delivery_billed_bytes: weighted(&|i| {
+            steps(sizes.record_bytes[i], aws::FIREHOSE_STEP_BYTES) * aws::FIREHOSE_STEP_BYTES
+        }),
+        processor_delivery_billed_bytes: (joined_rows
+            + packed(aggregates, sizes.aggregate_row_bytes))
+            / b,
+    }
+}
+
+/// How many `unit`s `bytes` is billed as: at least one.
+pub fn steps(bytes: f64, unit: f64) -> f64 {
+    (bytes / unit).ceil().max(1.0)
+}
+
+/// DynamoDB's size of an attribute: its name's bytes and its value's. A string weighs its UTF-8
+/// bytes; a number one byte per two significant digits, and one more.
+pub fn string_attribute(name: &str, value: &str) -> usize {
+    name.len() + value.len()
+}
+
+pub fn number_attribute(name: &str, value: &str) -> usize {
+    let digits = value
+        .trim_start_matches('-')
+        .replace('.', "")
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len();
+    name.len() + digits.div_ceil(2) + 1
+}
+
+/// The size of a transaction's state item as sdp-aws stores it: `tx_id`, `version`,
+/// `expires_at` and the state's JSON.
+pub fn state_item_bytes(state: &Transaction) -> usize {
+    let json = serde_json::to_string(state).unwrap_or_default();
+    string_attribute("tx_id", &state.tx_id)
+        + number_attribute("version", &state.version.to_string())
+        + number_attribute("expires_at", &state.expires_at.to_string())
+        + string_attribute("state", &json)
+}
+
+impl Sizes {
+    /// The traffic's mean of a per-type figure.
+    pub fn mean(&self, by_type: &[f64; 3]) -> f64 {
+        (0..3).map(|i| self.share[i] * by_type[i]).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn workload(events_per_second: f64, campaigns: f64) -> Workload {
+        Workload {
+            events_per_second,
+            batch_size: 100.0,
+            campaigns,
+            shards: 1.0,
+        }
+    }
+
+    #[test]
+    fn numbers_weigh_a_byte_per_two_significant_digits_and_one_more() {
+        assert_eq!(number_attribute("n", "7"), 1 + 1 + 1);
+        // Trailing zeros are trimmed: four significant digits.
+        assert_eq!(number_attribute("n", "1764000000"), 1 + 2 + 1);
+        assert_eq!(number_attribute("n", "123456"), 1 + 3 + 1);
+        assert_eq!(string_attribute("tx_id", "abc"), 8);
+    }
+
+    #[test]
+    fn a_processor_batch_is_what_a_shard_gathers_in_the_window_up_to_the_batch_size() {
+        assert_eq!(workload(50.0, 8.0).processor_batch(), 50.0);
+        assert_eq!(workload(5000.0, 8.0).processor_batch(), 500.0);
+        assert_eq!(workload(0.1, 8.0).processor_batch(), 1.0);
+    }
+
+    #[test]
+    fn transactions_hold_a_hundred_items_with_their_aggregates() {
+        let few = workload(1000.0, 8.0);
+        // 92 state puts and 8 aggregates fill a transaction; 500 records take 6 of them.
+        assert!(
+            (few.aggregate_writes(500.0) - 6.0 * 8.0).abs() < 0.5,
+            "{}",
+            few.aggregate_writes(500.0)
+        );
+        let one = workload(1000.0, 1.0);
+        assert!((one.aggregate_writes(99.0) - 1.0).abs() < 1e-9);
+        assert!((one.aggregate_writes(100.0) - 2.0).abs() < 1e-9);
+    }
+}

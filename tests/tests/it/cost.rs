@@ -1,0 +1,360 @@
+//! `sdp cost`'s units per event are not guessed: `sdp load`'s traffic runs through the real
+//! ingestion and processor handlers against moto, with a counting layer on the SDK clients that
+//! weighs every call by the rules AWS bills by (Kinesis's 25 KB payload units, DynamoDB's
+//! capacity units per item size, two per transactional write, Firehose's 5 KB steps), and what
+//! the calls consumed must equal the model's table for the same traffic. The stack settings the
+//! model prices are checked against the rendered template, and the price files against the list
+//! `sdp cost` embeds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
+
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_yaml_ng::Value;
+
+use sdp::cost::prices;
+use sdp::cost::sizes::Sizes;
+use sdp::cost::usage::{
+    self, aws, number_attribute, stack, steps, string_attribute, PerEvent, Workload,
+};
+use sdp::probe::load::{batch_body, Arrival, Workload as Traffic};
+use sdp::probe::scenario::Tag;
+use sdp::{regions, render, templates};
+use sdp_aws::{DynamoStore, FirehoseLake, KinesisLog};
+use sdp_core::join::JoinConfig;
+use sdp_core::memory::T0;
+use sdp_functions::handlers;
+use sdp_scenarios::platform::{
+    create_delivery_streams, deploy_platform, read_stream, s3_client, sdk_config,
+};
+use sdp_scenarios::{fixtures, repo_root, stems, MotoServer};
+
+/// What the calls consumed, in billed units.
+#[derive(Debug, Default, Clone, Copy)]
+struct Consumed {
+    stream_records: f64,
+    put_payload_units: f64,
+    read_request_units: f64,
+    write_request_units: f64,
+    stream_delivery_billed_bytes: f64,
+    processor_delivery_billed_bytes: f64,
+}
+
+/// The counting layer: an interceptor on each SDK client that weighs the requests it sends.
+#[derive(Debug, Clone, Default)]
+struct Meter(Arc<Mutex<Consumed>>);
+
+impl Meter {
+    fn consumed(&self) -> Consumed {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn item_bytes(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> f64 {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    item.iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(s) => string_attribute(name, s),
+            AttributeValue::N(n) => number_attribute(name, n),
+            other => panic!("the model weighs strings and numbers; `{name}` is {other:?}"),
+        })
+        .sum::<usize>() as f64
+}
+
+impl Intercept for Meter {
+    fn name(&self) -> &'static str {
+        "cost meter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let input = context.input();
+        let mut c = self.0.lock().unwrap();
+        if let Some(put) = input.downcast_ref::<aws_sdk_kinesis::operation::put_records::PutRecordsInput>() {
+            for record in put.records() {
+                let data = record.data().as_ref().len() as f64;
+                c.stream_records += 1.0;
+                c.put_payload_units += steps(data + record.partition_key().unwrap_or_default().len() as f64, aws::PUT_PAYLOAD_UNIT_BYTES);
+                // Firehose reads each stream record for `bcns`, rounded up to 5 KB.
+                c.stream_delivery_billed_bytes += steps(data, aws::FIREHOSE_STEP_BYTES) * aws::FIREHOSE_STEP_BYTES;
+            }
+        } else if let Some(get) = input.downcast_ref::<aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput>() {
+            for keys in get.request_items().into_iter().flat_map(|items| items.values()) {
+                assert_eq!(keys.consistent_read(), Some(true), "state is read strongly consistent");
+                // A strongly consistent read: a unit per key (state items are far below 4 KB).
+                c.read_request_units += keys.keys().len() as f64;
+            }
+        } else if input.downcast_ref::<aws_sdk_dynamodb::operation::query::QueryInput>().is_some() {
+            // One aggregate window, a few numbers: one unit.
+            c.read_request_units += 1.0;
+        } else if let Some(tx) = input.downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>() {
+            for item in tx.transact_items() {
+                let bytes = match (item.put(), item.update()) {
+                    (Some(put), _) => item_bytes(put.item()),
+                    // An aggregate: two keys and three counts.
+                    (None, Some(_)) => 100.0,
+                    _ => panic!("the processor's transactions hold puts and updates only: {item:?}"),
+                };
+                c.write_request_units += 2.0 * steps(bytes, aws::WRITE_UNIT_BYTES);
+            }
+        } else if let Some(batch) = input.downcast_ref::<aws_sdk_firehose::operation::put_record_batch::PutRecordBatchInput>() {
+            for record in batch.records() {
+                c.processor_delivery_billed_bytes +=
+                    steps(record.data().as_ref().len() as f64, aws::FIREHOSE_STEP_BYTES) * aws::FIREHOSE_STEP_BYTES;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `sdp load`'s traffic in stream order: its bids, then the impressions they made due, then the
+/// clicks (so no two events of a transaction share a processor batch, as the model takes it),
+/// in batches of 100 lines.
+fn traffic() -> Vec<Vec<Arrival>> {
+    let mut load = Traffic::new(Tag::new("cost", T0, 0));
+    let mut arrivals: Vec<Arrival> = (0..1000).map(|_| load.next_arrival()).collect();
+    let mut made_due = 0..arrivals.len();
+    for _ in ["impressions", "clicks"] {
+        for i in made_due.clone() {
+            let (route, tx) = (arrivals[i].route, arrivals[i].tx);
+            load.accepted(route, tx);
+        }
+        let start = arrivals.len();
+        loop {
+            let next = load.next_arrival();
+            if next.route == "bid" {
+                break;
+            }
+            arrivals.push(next);
+        }
+        made_due = start..arrivals.len();
+    }
+    arrivals.chunks(100).map(<[Arrival]>::to_vec).collect()
+}
+
+fn batch_request(lines: &[Arrival]) -> ApiGatewayProxyRequest {
+    let mut request: ApiGatewayProxyRequest =
+        serde_json::from_value(fixtures::post("events", &batch_body(lines)).unwrap()).unwrap();
+    request
+        .headers
+        .insert("content-type", "application/x-ndjson".parse().unwrap());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handlers_consume_the_units_per_event_that_sdp_cost_prices() {
+    let moto = MotoServer::start().unwrap();
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let platform = deploy_platform(&config, "cost").await.unwrap();
+    let bucket = platform.resource("DataBucket").unwrap();
+    let streams = create_delivery_streams(&config, "cost", bucket)
+        .await
+        .unwrap();
+
+    let meter = Meter::default();
+    let kinesis = aws_sdk_kinesis::Client::from_conf(
+        aws_sdk_kinesis::config::Builder::from(&config)
+            .interceptor(meter.clone())
+            .build(),
+    );
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(meter.clone())
+            .build(),
+    );
+    let firehose = aws_sdk_firehose::Client::from_conf(
+        aws_sdk_firehose::config::Builder::from(&config)
+            .interceptor(meter.clone())
+            .build(),
+    );
+    let log = KinesisLog::new(kinesis, platform.resource("EventStream").unwrap());
+    let store = DynamoStore::new(
+        dynamodb,
+        platform.resource("StateTable").unwrap(),
+        platform.resource("AggregatesTable").unwrap(),
+    );
+    let lake = FirehoseLake::new(firehose, streams);
+    let dead_letters = sdp_aws::S3Objects::new(s3_client(&config), bucket);
+
+    // Ingestion: batches of 100 through the ingest handler.
+    let requests = traffic();
+    let mut events = 0;
+    for lines in &requests {
+        let response = handlers::ingest(&log, batch_request(lines)).await;
+        assert_eq!(response.status_code, 200, "{:?}", response.body);
+        events += lines.len();
+    }
+    assert_eq!(events, 1600);
+
+    // Processing: the stream in batches of 500 records, what one shard gathers in the mapping's
+    // one-second window at 500 events a second.
+    let records = read_stream(&config, platform.resource("EventStream").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(records.len(), events);
+    let join = JoinConfig::from_minutes(60, 60, 60).unwrap();
+    for batch in records.chunks(500) {
+        let event = serde_json::from_value(fixtures::kinesis_batch(batch).unwrap()).unwrap();
+        handlers::processor(&store, &join, &lake, &dead_letters, "sdp/cost", event)
+            .await
+            .unwrap();
+    }
+
+    let c = meter.consumed();
+    let n = events as f64;
+    let measured = PerEvent {
+        api_requests: requests.len() as f64 / n,
+        stream_records: c.stream_records / n,
+        put_payload_units: c.put_payload_units / n,
+        read_request_units: c.read_request_units / n,
+        write_request_units: c.write_request_units / n,
+        stream_delivery_billed_bytes: c.stream_delivery_billed_bytes / n,
+        processor_delivery_billed_bytes: c.processor_delivery_billed_bytes / n,
+    };
+    let workload = Workload {
+        events_per_second: 500.0,
+        batch_size: 100.0,
+        campaigns: sdp::probe::load::CAMPAIGNS as f64,
+        shards: 1.0,
+    };
+    assert_eq!(workload.processor_batch(), 500.0);
+    let model = usage::per_event(&workload, &Sizes::of_load_traffic().unwrap());
+    eprintln!("measured {measured:?}\nmodel    {model:?}");
+    // Per-event units within 3%: they differ only where the traffic's first and last batches
+    // are not the steady mix the model prices. Firehose's processor records within 25%: each
+    // batch's rows are rounded up to 5 KB once per dataset, and how many rows a batch carries
+    // varies around the mean.
+    let close = |name: &str, measured: f64, model: f64, tolerance: f64| {
+        assert!(
+            (measured - model).abs() <= tolerance * model,
+            "{name}: the handlers consumed {measured:.4} per event, the model prices {model:.4}"
+        );
+    };
+    close(
+        "API requests",
+        measured.api_requests,
+        model.api_requests,
+        0.0,
+    );
+    close(
+        "stream records",
+        measured.stream_records,
+        model.stream_records,
+        0.0,
+    );
+    close(
+        "PUT payload units",
+        measured.put_payload_units,
+        model.put_payload_units,
+        0.0,
+    );
+    close(
+        "read request units",
+        measured.read_request_units,
+        model.read_request_units,
+        0.03,
+    );
+    close(
+        "write request units",
+        measured.write_request_units,
+        model.write_request_units,
+        0.03,
+    );
+    close(
+        "Firehose bytes of bcns",
+        measured.stream_delivery_billed_bytes,
+        model.stream_delivery_billed_bytes,
+        0.0,
+    );
+    close(
+        "Firehose bytes of the processor's rows",
+        measured.processor_delivery_billed_bytes,
+        model.processor_delivery_billed_bytes,
+        0.25,
+    );
+}
+
+/// The settings the model prices are the rendered template's.
+#[test]
+fn the_stack_settings_sdp_cost_prices_are_the_templates() {
+    let region = regions::load("us-east-1").unwrap();
+    let text = render::render_platform(&templates::embedded(), &region)
+        .unwrap()
+        .text;
+    let template: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let memory = |id: &str| template["Resources"][id]["Properties"]["MemorySize"].as_f64();
+    assert_eq!(memory("IngestFunction"), Some(stack::INGEST_MEMORY_MB));
+    assert_eq!(
+        memory("ProcessorFunction"),
+        Some(stack::PROCESSOR_MEMORY_MB)
+    );
+    assert_eq!(memory("TrainerFunction"), Some(stack::TRAINER_MEMORY_MB));
+    let default = |name: &str| template["Parameters"][name]["Default"].clone();
+    assert_eq!(
+        default("CompactorMemory").as_f64(),
+        Some(stack::COMPACTOR_MEMORY_MB)
+    );
+    assert_eq!(
+        default("CompactionSchedule").as_str(),
+        Some("rate(15 minutes)")
+    );
+    assert_eq!(default("TrainingSchedule").as_str(), Some("rate(1 hour)"));
+    assert_eq!(default("BufInterval").as_f64(), Some(stack::BUFFER_SECONDS));
+    assert_eq!(default("BufSize").as_f64(), Some(stack::BUFFER_MB));
+    assert_eq!(
+        default("RawRetentionDays").as_f64(),
+        Some(stack::RAW_RETENTION_DAYS)
+    );
+    assert_eq!(
+        default("LogRetentionDays").as_f64(),
+        Some(stack::LOG_RETENTION_DAYS)
+    );
+    let mapping = &template["Resources"]["ProcessorEventSource"]["Properties"];
+    assert_eq!(
+        mapping["BatchSize"].as_f64(),
+        Some(stack::PROCESSOR_BATCH_RECORDS)
+    );
+    assert_eq!(
+        mapping["MaximumBatchingWindowInSeconds"].as_f64(),
+        Some(stack::BATCHING_WINDOW_SECONDS)
+    );
+    let count = |kind: &str| {
+        resources
+            .values()
+            .filter(|r| r["Type"].as_str() == Some(kind))
+            .count() as f64
+    };
+    assert_eq!(count("AWS::CloudWatch::Alarm"), stack::ALARMS);
+    assert_eq!(count("AWS::CloudWatch::Dashboard"), stack::DASHBOARDS);
+    assert_eq!(
+        count("AWS::KinesisFirehose::DeliveryStream"),
+        stack::DELIVERY_STREAMS
+    );
+    assert_eq!(count("AWS::Lambda::Function"), stack::FUNCTIONS);
+    assert_eq!(count("AWS::KMS::Key"), 1.0);
+}
+
+/// Every price file is embedded, and each parses.
+#[test]
+fn the_price_files_and_the_embedded_list_agree() {
+    let files = stems(&repo_root().join("regions/prices"), ".yaml").unwrap();
+    assert_eq!(files, prices::priced());
+    for region in prices::priced() {
+        prices::load(region).unwrap();
+        assert!(
+            regions::supported().contains(&region),
+            "{region} has prices but no region file"
+        );
+    }
+}
