@@ -6,7 +6,6 @@ use sdp_core::events::{self, Event, EventType};
 use sdp_core::join::JoinConfig;
 use sdp_core::landing::{rows_after_commit, LandedRow};
 use sdp_core::memory::{ready, MemoryState, T0};
-use sdp_core::ports::StateStore;
 use sdp_core::processor::process_batch;
 
 use super::usage::state_item_bytes;
@@ -72,11 +71,10 @@ impl Sizes {
             sizes.record_bytes[i] = mean(events.iter().map(json_bytes));
             sizes.partition_key_bytes +=
                 events.iter().map(|e| e.tx_id.len() as f64).sum::<f64>() / total;
-            ready(process_batch(&store, &config, events.clone()))?;
-            let tx_ids: Vec<String> = events.iter().map(|e| e.tx_id.clone()).collect();
-            let states = ready(store.load(&tx_ids))?;
-            sizes.state_item_bytes[i] = mean(states.values().map(|s| state_item_bytes(s) as f64));
-            let rows = ready(rows_after_commit(&store, &config, &events))?;
+            let result = ready(process_batch(&store, &config, events.clone()))?;
+            sizes.state_item_bytes[i] =
+                mean(result.states.values().map(|s| state_item_bytes(s) as f64));
+            let rows = ready(rows_after_commit(&store, &config, &events, &result.states))?;
             let line_bytes = |r: &LandedRow| (r.line.len() + 1) as f64;
             let (aggregates, joined): (Vec<&LandedRow>, Vec<&LandedRow>) =
                 rows.iter().partition(|r| r.dataset == "aggregates");

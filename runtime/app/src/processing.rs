@@ -88,7 +88,7 @@ where
             set_aside += 1;
         }
     }
-    let rows = rows_after_commit(store, config, &events)
+    let rows = rows_after_commit(store, config, &events, &result.states)
         .await
         .map_err(ProcessError::Landing)?;
     lake.deliver(batch, &events, &rows)

@@ -272,7 +272,14 @@ enum Settled {
 
 /// Splits changes into transactions within DynamoDB's limits: at most 100 items (one put per
 /// change plus one update per distinct aggregate in the chunk) and at most 4 MB.
-fn chunks(changes: Vec<StateChange>) -> Vec<Vec<StateChange>> {
+///
+/// The changes are first ordered by the aggregate they add to. Each change is one transaction's
+/// own state, independent of the others, so they may commit in any order; ordered, the changes
+/// of one campaign share as few transactions as possible, and a batch pays about one aggregate
+/// update per campaign instead of one per campaign in every transaction (at 100 campaigns and
+/// 500 records a batch, 0.2 updates per event instead of 0.8: `sdp cost` prices it).
+fn chunks(mut changes: Vec<StateChange>) -> Vec<Vec<StateChange>> {
+    changes.sort_by_key(|change| change.increments.first().map(|(key, _)| *key));
     let mut chunks = Vec::new();
     let mut chunk: Vec<StateChange> = Vec::new();
     let mut keys: BTreeSet<AggregateKey> = BTreeSet::new();
@@ -667,6 +674,32 @@ mod tests {
         }
         assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 100);
         assert_eq!(chunks.len(), 10, "ten states of about 300 KB per 3 MB");
+    }
+
+    #[test]
+    fn changes_of_one_aggregate_share_transactions() {
+        // 500 changes over 100 campaigns, as a batch interleaves them: in arrival order each
+        // transaction of ~55 changes would carry ~45 aggregate updates (about 400 in all).
+        let changes: Vec<StateChange> = (0..500)
+            .map(|i| change(&format!("t{i}"), &[(i % 100, 0)]))
+            .collect();
+        let chunks = chunks(changes);
+        let updates: usize = chunks
+            .iter()
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .flat_map(|c| c.increments.iter().map(|(k, _)| *k))
+                    .collect::<BTreeSet<AggregateKey>>()
+                    .len()
+            })
+            .sum();
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 500);
+        assert!(
+            updates <= 100 + chunks.len(),
+            "{updates} aggregate updates in {} transactions",
+            chunks.len()
+        );
     }
 
     #[test]

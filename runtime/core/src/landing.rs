@@ -8,11 +8,11 @@
 //! with the same or larger totals, of which compaction keeps the largest. The same code lands the
 //! batch in `sdp local` (files) and on AWS (Firehose).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::events::{Event, EventType};
-use crate::join::{aggregate_keys, joined_rows, AggregateKey, JoinConfig};
-use crate::ports::{AggregateReader, StateStore, StoreError};
+use crate::join::{aggregate_keys, joined_rows, AggregateKey, JoinConfig, Transaction};
+use crate::ports::{AggregateReader, StoreError};
 use crate::window::format_period;
 
 /// One lake row: its dataset, the event time that places it in a partition, and its JSON line.
@@ -23,25 +23,23 @@ pub struct LandedRow {
     pub line: String,
 }
 
-/// The derived rows of a committed batch of `events`, read from `store`.
-pub async fn rows_after_commit<S: StateStore + AggregateReader>(
+/// The derived rows of a committed batch of `events`, from `states` (each of their transactions
+/// as the store holds it after the commit: `BatchResult::states`) and the totals in `store`.
+pub async fn rows_after_commit<S: AggregateReader>(
     store: &S,
     config: &JoinConfig,
     events: &[Event],
+    states: &HashMap<String, Transaction>,
 ) -> Result<Vec<LandedRow>, StoreError> {
-    let mut tx_ids: Vec<String> = events.iter().map(|e| e.tx_id.clone()).collect();
-    tx_ids.sort();
-    tx_ids.dedup();
-    let states = store.load(&tx_ids).await?;
     let mut rows = Vec::new();
     let mut keys: BTreeSet<AggregateKey> = BTreeSet::new();
+    let present: HashSet<(&str, EventType)> = events
+        .iter()
+        .map(|e| (e.tx_id.as_str(), e.event_type()))
+        .collect();
     for state in states.values() {
         keys.extend(aggregate_keys(config, state));
-        let in_batch = |t: EventType| {
-            events
-                .iter()
-                .any(|e| e.tx_id == state.tx_id && e.event_type() == t)
-        };
+        let in_batch = |t: EventType| present.contains(&(state.tx_id.as_str(), t));
         for row in joined_rows(state) {
             // An impression's row lands with the batch of its bid or of itself, not again with
             // its click's; a click's row with the click's batch, where it joined.

@@ -2,10 +2,10 @@
 //! commit state and increments together, and retry transactions whose state changed meanwhile.
 //! Shared by the `processor` Lambda and `sdp local`; the store decides how commits are chunked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::events::Event;
-use crate::join::{self, AggregateKey, Counts, JoinConfig, JoinedEvent};
+use crate::join::{self, AggregateKey, Counts, JoinConfig, JoinedEvent, Transaction};
 use crate::ports::{StateChange, StateStore, StoreError};
 
 /// How often a transaction whose state changed under us is reloaded before giving up. With one
@@ -25,6 +25,10 @@ pub struct BatchResult {
     /// Transactions the store refused for good, each with the store's reason: none of their
     /// events is counted, and they are to be kept aside (dead letters), not retried forever.
     pub rejected: Vec<(String, String)>,
+    /// The state of each transaction of the batch as the store holds it after the call: as
+    /// committed here, as found (duplicates only), or as it was (refused). The lake rows of the
+    /// batch are derived from it (`landing`), so nothing is read back after the commit.
+    pub states: HashMap<String, Transaction>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +54,7 @@ pub async fn process_batch<S: StateStore>(
     let mut result = BatchResult::default();
     for _ in 0..MAX_ROUNDS {
         if pending.is_empty() {
-            return Ok(result);
+            break;
         }
         let tx_ids: Vec<String> = pending.keys().cloned().collect();
         let mut stored = store.load(&tx_ids).await?;
@@ -62,14 +66,19 @@ pub async fn process_batch<S: StateStore>(
             if transition.changed {
                 changes.push(StateChange {
                     read_version: transition.read_version,
-                    state: transition.state,
+                    state: transition.state.clone(),
                     increments: transition
                         .increments
                         .iter()
                         .map(|(k, c)| (*k, *c))
                         .collect(),
                 });
-                outcomes.insert(tx_id.clone(), (transition.increments, transition.joined));
+                outcomes.insert(
+                    tx_id.clone(),
+                    (transition.increments, transition.joined, transition.state),
+                );
+            } else {
+                result.states.insert(tx_id.clone(), transition.state);
             }
         }
         let outcome = store.commit(changes).await?;
@@ -79,7 +88,7 @@ pub async fn process_batch<S: StateStore>(
             result.rejected.push((tx_id, reason));
         }
         let conflicts: std::collections::BTreeSet<String> = outcome.conflicts.into_iter().collect();
-        for (tx_id, (increments, joined)) in outcomes {
+        for (tx_id, (increments, joined, state)) in outcomes {
             if conflicts.contains(&tx_id) {
                 continue;
             }
@@ -87,11 +96,17 @@ pub async fn process_batch<S: StateStore>(
                 result.increments.entry(key).or_default().add(counts);
             }
             result.joined.extend(joined);
+            result.states.insert(tx_id, state);
         }
         // Committed and duplicate-only transactions are done; conflicts go round again.
         pending.retain(|tx_id, _| conflicts.contains(tx_id));
     }
     if pending.is_empty() {
+        // A refused transaction keeps the state it had (rare: read it again).
+        if !result.rejected.is_empty() {
+            let refused: Vec<String> = result.rejected.iter().map(|(tx, _)| tx.clone()).collect();
+            result.states.extend(store.load(&refused).await?);
+        }
         Ok(result)
     } else {
         Err(ProcessError::Contention(pending.into_keys().collect()))
@@ -142,6 +157,21 @@ mod tests {
             (again.duplicates, again.increments.len(), again.joined.len()),
             (175, 0, 0)
         );
+    }
+
+    #[test]
+    fn the_result_holds_each_transactions_state_as_stored_so_landing_reads_nothing_back() {
+        let store = MemoryStore::default();
+        store.reject("tx-2");
+        run(process_batch(&store, &config(), scenario(4))).unwrap();
+        // Again, with the first transactions' events all duplicates and tx-2 still refused.
+        let events = scenario(8);
+        let result = run(process_batch(&store, &config(), events.clone())).unwrap();
+        let tx_ids: Vec<String> = join::by_transaction(events).into_keys().collect();
+        let stored = run(store.load(&tx_ids)).unwrap();
+        assert_eq!(result.states, stored);
+        assert!(!result.states.contains_key("tx-2"), "never stored");
+        assert_eq!(result.states.len(), 7);
     }
 
     #[test]
