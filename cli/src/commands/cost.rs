@@ -45,7 +45,7 @@ pub fn run(args: &CostArgs) -> Result<(), Failure> {
     let prices = prices::load(&region.region).map_err(|e| Failure::CouldNotRun(e.into()))?;
     let sizes = Sizes::of_load_traffic()
         .map_err(|e| Failure::Failed(e.context("measuring the sample traffic failed")))?;
-    let needed = Workload::shards_needed(args.events_per_second, &sizes);
+    let needed = Workload::shards_needed(args.events_per_second, args.batch_size as f64, &sizes);
     let shards = match args.shards {
         None => needed,
         Some(given) if f64::from(given) >= needed => f64::from(given),

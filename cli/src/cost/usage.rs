@@ -77,22 +77,39 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// The fewest shards that carry `events_per_second` (at least one, as the stack has).
-    pub fn shards_needed(events_per_second: f64, sizes: &Sizes) -> f64 {
-        let bytes =
-            events_per_second * (sizes.mean(&sizes.record_bytes) + sizes.partition_key_bytes);
-        (events_per_second / aws::SHARD_RECORDS_PER_SECOND)
-            .max(bytes / aws::SHARD_BYTES_PER_SECOND)
-            .ceil()
-            .max(1.0)
+    /// The fewest shards that carry `events_per_second` in requests of `batch_size` (at least
+    /// one, as the stack has): within a shard's bytes and records a second.
+    pub fn shards_needed(events_per_second: f64, batch_size: f64, sizes: &Sizes) -> f64 {
+        let bytes = events_per_second * (sizes.mean(&sizes.record_bytes) + 1.0);
+        let mut shards = (bytes / aws::SHARD_BYTES_PER_SECOND).ceil().max(1.0);
+        let records = |shards: f64| {
+            events_per_second / batch_size * records_per_request(batch_size, shards) / shards
+        };
+        while records(shards) > aws::SHARD_RECORDS_PER_SECOND {
+            shards += 1.0;
+        }
+        shards
     }
 
-    /// Records in one processor invocation: what a shard gathers in the batching window, at
-    /// most the mapping's batch size.
+    /// Records an ingestion request writes: one per shard its events reach (sdp-aws packs a
+    /// request's events per shard), the expected number of shards `batch_size` events hit.
+    pub fn records_per_request(&self) -> f64 {
+        records_per_request(self.batch_size, self.shards)
+    }
+
+    /// Events per stream record.
+    pub fn events_per_record(&self) -> f64 {
+        self.batch_size / self.records_per_request()
+    }
+
+    /// Events in one processor invocation: the records a shard gathers in the batching window,
+    /// at most the mapping's batch size, each with its packed events.
     pub fn processor_batch(&self) -> f64 {
-        (self.events_per_second / self.shards * stack::BATCHING_WINDOW_SECONDS)
+        let records_per_second = self.events_per_second / self.events_per_record() / self.shards;
+        ((records_per_second * stack::BATCHING_WINDOW_SECONDS)
             .clamp(1.0, stack::PROCESSOR_BATCH_RECORDS)
-            .round()
+            * self.events_per_record())
+        .round()
     }
 
     /// The aggregates a processor batch of `records` events touches: the expected number of
@@ -132,6 +149,12 @@ impl Workload {
     }
 }
 
+/// The expected number of `shards` that `events` spread evenly at random reach (at least one).
+fn records_per_request(events: f64, shards: f64) -> f64 {
+    let s = shards.max(1.0);
+    (s * (1.0 - (1.0 - 1.0 / s).powf(events))).max(1.0)
+}
+
 /// The units one event consumes, averaged over the traffic's mix of bids, impressions and clicks.
 /// Each event of a transaction is taken to reach the processor in a batch of its own (an
 /// impression comes seconds after its bid), so each reads and writes its transaction's state.
@@ -151,6 +174,9 @@ pub struct PerEvent {
 pub fn per_event(workload: &Workload, sizes: &Sizes) -> PerEvent {
     let b = workload.processor_batch();
     let aggregates = workload.aggregates_in(b);
+    // A stream record's data: its events' JSON, one per line.
+    let per_record = workload.events_per_record();
+    let record_bytes = per_record * (sizes.mean(&sizes.record_bytes) + 1.0) - 1.0;
     let weighted = |f: &dyn Fn(usize) -> f64| (0..3).map(|i| sizes.share[i] * f(i)).sum::<f64>();
     // Per processor batch, each dataset's rows go out packed, each record rounded to 5 KB.
     let packed = |rows: f64, row_bytes: f64| {
@@ -175,13 +201,12 @@ pub fn per_event(workload: &Workload, sizes: &Sizes) -> PerEvent {
         .sum();
     PerEvent {
         api_requests: 1.0 / workload.batch_size,
-        stream_records: 1.0,
-        put_payload_units: weighted(&|i| {
-            steps(
-                sizes.record_bytes[i] + sizes.partition_key_bytes,
-                aws::PUT_PAYLOAD_UNIT_BYTES,
-            )
-        }),
+        stream_records: 1.0 / workload.events_per_record(),
+        // A record holds its events' JSON, one per line, and the first one's partition key.
+        put_payload_units: steps(
+            record_bytes + sizes.partition_key_bytes,
+            aws::PUT_PAYLOAD_UNIT_BYTES,
+        ) / workload.events_per_record(),
         // The state is read once, before the commit (the rows to land are derived from what
         // was committed); then one Query per aggregate for its snapshot.
         read_request_units: 1.0 + aggregates / b,
@@ -189,9 +214,10 @@ pub fn per_event(workload: &Workload, sizes: &Sizes) -> PerEvent {
         write_request_units: weighted(&|i| {
             2.0 * steps(sizes.state_item_bytes[i], aws::WRITE_UNIT_BYTES)
         }) + 2.0 * workload.aggregate_writes(b) / b,
-        stream_delivery_billed_bytes: weighted(&|i| {
-            steps(sizes.record_bytes[i], aws::FIREHOSE_STEP_BYTES) * aws::FIREHOSE_STEP_BYTES
-        }),
+        // Firehose reads each stream record for `bcns`, rounded up to 5 KB.
+        stream_delivery_billed_bytes: steps(record_bytes, aws::FIREHOSE_STEP_BYTES)
+            * aws::FIREHOSE_STEP_BYTES
+            / workload.events_per_record(),
         processor_delivery_billed_bytes: (joined_rows
             + packed(aggregates, sizes.aggregate_row_bytes))
             / b,
@@ -261,9 +287,21 @@ mod tests {
 
     #[test]
     fn a_processor_batch_is_what_a_shard_gathers_in_the_window_up_to_the_batch_size() {
-        assert_eq!(workload(50.0, 8.0).processor_batch(), 50.0);
-        assert_eq!(workload(5000.0, 8.0).processor_batch(), 500.0);
-        assert_eq!(workload(0.1, 8.0).processor_batch(), 1.0);
+        // Requests of 100 events, one record each on one shard.
+        assert_eq!(workload(50.0, 8.0).processor_batch(), 100.0);
+        assert_eq!(workload(1000.0, 8.0).processor_batch(), 1000.0);
+        assert_eq!(workload(100_000.0, 8.0).processor_batch(), 50_000.0);
+        let single = Workload {
+            batch_size: 1.0,
+            ..workload(5000.0, 8.0)
+        };
+        assert_eq!(single.processor_batch(), 500.0);
+        // Four shards: a request of 100 events reaches all four.
+        let four = Workload {
+            shards: 4.0,
+            ..workload(1000.0, 8.0)
+        };
+        assert!((four.records_per_request() - 4.0).abs() < 1e-3);
     }
 
     #[test]

@@ -28,8 +28,29 @@ pub struct StreamRecord {
     /// Unique in the stream, and the same on every delivery: Kinesis's event id (shard and
     /// sequence number), or the local log's sequence number. Names the record's dead letter.
     pub id: String,
-    /// The stored bytes: an event's JSON.
+    /// The stored bytes: an event's JSON, or several events' (one per line) in a record packed
+    /// by `sdp_aws::KinesisLog`.
     pub data: Vec<u8>,
+}
+
+impl StreamRecord {
+    /// The record's events, each as a record of its own: the record itself when it holds one,
+    /// else each line, named `<id>-line-<n>` (counting from 1), so that a line that can never be
+    /// processed is kept alone, under a name of its own, and the rest of the record is counted.
+    fn lines(self) -> Vec<StreamRecord> {
+        if !self.data.contains(&b'\n') {
+            return vec![self];
+        }
+        self.data
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(n, line)| StreamRecord {
+                id: format!("{}-line-{}", self.id, n + 1),
+                data: line.to_vec(),
+            })
+            .collect()
+    }
 }
 
 /// What a processed and landed batch did.
@@ -57,11 +78,13 @@ where
     L: LakeSink + Sync,
     D: ObjectStore,
 {
-    // The decoded events, and beside each (same index) the record it came from.
+    // The decoded events, and beside each (same index) the record or line it came from. A
+    // failed batch is delivered again whole (the event source mapping does not bisect: see the
+    // template), and every event of it, packed or not, is recognised then as counted or not.
     let mut events = Vec::with_capacity(records.len());
     let mut decoded = Vec::with_capacity(records.len());
     let mut set_aside = 0;
-    for record in records {
+    for record in records.into_iter().flat_map(StreamRecord::lines) {
         match serde_json::from_slice::<Event>(&record.data) {
             Ok(event) => {
                 events.push(event);
@@ -266,6 +289,43 @@ mod tests {
         // A retry of the batch rewrites the same letter and counts nothing twice.
         stores.process(batch).unwrap();
         assert_eq!((dead.keys().len(), state.totals()), (1, ALL));
+    }
+
+    #[test]
+    fn packed_records_count_each_event_once_when_redelivered_or_split_and_a_bad_line_is_kept_alone()
+    {
+        let stores = Stores::default();
+        let (state, dead) = (&stores.state, &stores.dead);
+        // The scenario's events packed four to a record, one per line; a line of garbage in the
+        // second record.
+        let lines: Vec<Vec<u8>> = scenario(10)
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap())
+            .collect();
+        let mut packed: Vec<StreamRecord> = lines
+            .chunks(4)
+            .enumerate()
+            .map(|(i, chunk)| StreamRecord {
+                id: format!("shardId-000000000000:{i}"),
+                data: chunk.join(&b'\n'),
+            })
+            .collect();
+        packed[1]
+            .data
+            .extend_from_slice(b"\n{\"not\": \"an event\"}");
+        let processed = stores.process(packed.clone()).unwrap();
+        assert_eq!((state.totals(), processed.dead_letters), (ALL, 1));
+        assert_eq!(
+            dead.keys(),
+            ["dead-letter/shardId-000000000000_1-line-5.json"]
+        );
+        // Delivered again whole, then again as a bisected batch would be: nothing twice.
+        stores.process(packed.clone()).unwrap();
+        stores.process(packed[..1].to_vec()).unwrap();
+        let again = stores.process(packed[1..].to_vec()).unwrap();
+        assert_eq!(state.totals(), ALL);
+        assert_eq!(again.result.duplicates, lines.len() - 4);
+        assert_eq!(dead.keys().len(), 1, "the same letter rewritten");
     }
 
     #[test]

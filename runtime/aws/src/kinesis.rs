@@ -1,9 +1,25 @@
-//! The event log on Kinesis: `PutRecords` keyed by `tx_id`, so that every event of a transaction
-//! lands on one shard, in order, and is processed by one processor invocation at a time.
+//! The event log on Kinesis: events packed into records per shard, as the Kinesis Producer
+//! Library packs them, so a batch of events costs a record per shard it reaches instead of a
+//! record each (Kinesis bills 25 KB payload units, Firehose 5 KB steps, and a shard takes 1,000
+//! records a second). Every event still lands on the shard its `tx_id` would have chosen as a
+//! partition key: the events are grouped by the shard whose hash key range holds the MD5 of their
+//! `tx_id`, and each group's records are routed there with an explicit hash key. So every event
+//! of a transaction is on one shard, in order, and processed by one processor invocation at a
+//! time. A record's data is the events' JSON, one per line; a record of one event is exactly its
+//! JSON, as before packing.
+//!
+//! The shard map (`ListShards`, the open shards) is read once a minute. After a resharding a
+//! stale map may route a group to the parent's successor that does not own every `tx_id` in it:
+//! the join state is versioned, so two shards writing one transaction conflict and retry, and
+//! nothing is counted twice or lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
+use md5::{Digest, Md5};
 use sdp_core::events::Event;
 use sdp_core::ports::{EventLog, StoreError};
 
@@ -12,14 +28,37 @@ use crate::error::{backoff, classify, is_transient_code, permanent, transient};
 /// PutRecords takes at most 500 records and 5 MiB per call.
 const MAX_RECORDS: usize = 500;
 const MAX_BYTES: usize = 5 * 1024 * 1024;
+/// A record takes 1 MiB of data and partition key: packed records stay under 1,000 KiB.
+const MAX_RECORD_BYTES: usize = 1000 * 1024;
 /// Attempts for records that failed inside an accepted call (throttled shards, mostly). Short:
 /// the caller is an API request waiting for its answer, and 503 + Retry-After is the honest reply.
 const ATTEMPTS: u32 = 4;
+/// How long a shard map is used before it is read again.
+const SHARD_MAP_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct KinesisLog {
     client: Client,
     stream: String,
+    /// The open shards and when they were read; shared by the clones of a log.
+    shards: Arc<Mutex<Option<ShardMap>>>,
+}
+
+/// The open shards, and when they were read.
+type ShardMap = (Instant, Vec<OpenShard>);
+
+/// An open shard's hash key range, and the key that routes a record into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OpenShard {
+    first: u128,
+    last: u128,
+    starting_hash_key: String,
+}
+
+/// Events bound for one shard: by partition key (one transaction) or by explicit hash key.
+struct Group<'a> {
+    explicit_hash_key: Option<String>,
+    events: Vec<&'a Event>,
 }
 
 impl KinesisLog {
@@ -27,7 +66,101 @@ impl KinesisLog {
         KinesisLog {
             client,
             stream: stream.into(),
+            shards: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The open shards, read again once [`SHARD_MAP_TTL`] has passed (or when `stale`).
+    async fn open_shards(&self, stale: bool) -> Result<Vec<OpenShard>, StoreError> {
+        if !stale {
+            let cached = self
+                .shards
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((read_at, shards)) = cached.as_ref() {
+                if read_at.elapsed() < SHARD_MAP_TTL {
+                    return Ok(shards.clone());
+                }
+            }
+        }
+        let mut shards = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let request = match &next {
+                Some(token) => self.client.list_shards().next_token(token),
+                None => self.client.list_shards().stream_name(&self.stream),
+            };
+            let page = request
+                .send()
+                .await
+                .map_err(|e| classify("Kinesis ListShards", e))?;
+            for shard in page.shards() {
+                let open = shard
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_none();
+                let range = shard.hash_key_range();
+                let bounds = range.and_then(|r| {
+                    Some((
+                        r.starting_hash_key().parse().ok()?,
+                        r.ending_hash_key().parse().ok()?,
+                    ))
+                });
+                if let (true, Some((first, last)), Some(range)) = (open, bounds, range) {
+                    shards.push(OpenShard {
+                        first,
+                        last,
+                        starting_hash_key: range.starting_hash_key().to_owned(),
+                    });
+                }
+            }
+            next = page.next_token().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        shards.sort_by_key(|s| s.first);
+        *self
+            .shards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), shards.clone()));
+        Ok(shards)
+    }
+
+    /// Groups `events` by the shard their `tx_id` hashes to, in call order within each group.
+    async fn by_shard<'a>(&self, events: &'a [Event]) -> Result<Vec<Group<'a>>, StoreError> {
+        let one_transaction = events.windows(2).all(|w| w[0].tx_id == w[1].tx_id);
+        if one_transaction {
+            // The partition key routes them: no map needed (every single-event request).
+            return Ok(vec![Group {
+                explicit_hash_key: None,
+                events: events.iter().collect(),
+            }]);
+        }
+        let mut shards = self.open_shards(false).await?;
+        if events.iter().any(|e| owner(&shards, &e.tx_id).is_none()) {
+            shards = self.open_shards(true).await?;
+        }
+        let mut groups: Vec<Group<'a>> = shards
+            .iter()
+            .map(|s| Group {
+                explicit_hash_key: Some(s.starting_hash_key.clone()),
+                events: Vec::new(),
+            })
+            .collect();
+        for event in events {
+            match owner(&shards, &event.tx_id) {
+                Some(i) => groups[i].events.push(event),
+                // No open shard claims it (a map read mid-resharding): its partition key routes it.
+                None => groups.push(Group {
+                    explicit_hash_key: None,
+                    events: vec![event],
+                }),
+            }
+        }
+        groups.retain(|g| !g.events.is_empty());
+        Ok(groups)
     }
 
     async fn put_chunk(&self, mut entries: Vec<PutRecordsRequestEntry>) -> Result<(), StoreError> {
@@ -76,22 +209,24 @@ impl EventLog for KinesisLog {
     async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
-        for event in events {
-            let data = serde_json::to_vec(event)
-                .map_err(|e| permanent(format!("cannot encode event `{}`: {e}", event.tx_id)))?;
-            let size = data.len() + event.tx_id.len();
-            if chunk.len() == MAX_RECORDS || chunk_bytes + size > MAX_BYTES {
-                self.put_chunk(std::mem::take(&mut chunk)).await?;
-                chunk_bytes = 0;
+        for group in self.by_shard(events).await? {
+            let partition_key = group.events.first().map_or("", |e| e.tx_id.as_str());
+            for data in packed(&group.events)? {
+                let size = data.len() + partition_key.len();
+                if chunk.len() == MAX_RECORDS || chunk_bytes + size > MAX_BYTES {
+                    self.put_chunk(std::mem::take(&mut chunk)).await?;
+                    chunk_bytes = 0;
+                }
+                chunk_bytes += size;
+                chunk.push(
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(partition_key)
+                        .set_explicit_hash_key(group.explicit_hash_key.clone())
+                        .data(Blob::new(data))
+                        .build()
+                        .map_err(|e| permanent(format!("cannot build a Kinesis record: {e}")))?,
+                );
             }
-            chunk_bytes += size;
-            chunk.push(
-                PutRecordsRequestEntry::builder()
-                    .partition_key(&event.tx_id)
-                    .data(Blob::new(data))
-                    .build()
-                    .map_err(|e| permanent(format!("cannot build a Kinesis record: {e}")))?,
-            );
         }
         if !chunk.is_empty() {
             self.put_chunk(chunk).await?;
@@ -100,11 +235,44 @@ impl EventLog for KinesisLog {
     }
 }
 
+/// The shard whose hash key range holds the MD5 of `tx_id`, as Kinesis maps a partition key.
+fn owner(shards: &[OpenShard], tx_id: &str) -> Option<usize> {
+    let hash = u128::from_be_bytes(Md5::digest(tx_id.as_bytes()).into());
+    shards
+        .iter()
+        .position(|s| (s.first..=s.last).contains(&hash))
+}
+
+/// The events' JSON, one per line, in records of at most [`MAX_RECORD_BYTES`] (an event larger
+/// than that alone in its record).
+fn packed(events: &[&Event]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut records = Vec::new();
+    let mut record: Vec<u8> = Vec::new();
+    for event in events {
+        let json = serde_json::to_vec(event)
+            .map_err(|e| permanent(format!("cannot encode event `{}`: {e}", event.tx_id)))?;
+        if !record.is_empty()
+            && record.len() + 1 + json.len() + event.tx_id.len() > MAX_RECORD_BYTES
+        {
+            records.push(std::mem::take(&mut record));
+        }
+        if !record.is_empty() {
+            record.push(b'\n');
+        }
+        record.extend_from_slice(&json);
+    }
+    if !record.is_empty() {
+        records.push(record);
+    }
+    Ok(records)
+}
+
 #[cfg(test)]
 mod tests {
+    use aws_sdk_kinesis::operation::list_shards::ListShardsOutput;
     use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
-    use aws_sdk_kinesis::types::PutRecordsResultEntry;
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_sdk_kinesis::types::{HashKeyRange, PutRecordsResultEntry, SequenceNumberRange, Shard};
+    use aws_smithy_mocks::{mock, mock_client, Rule};
     use sdp_core::events::EventBody;
 
     use super::*;
@@ -132,6 +300,109 @@ mod tests {
             .build()
     }
 
+    const HALF: u128 = 1 << 127;
+
+    fn shard(id: &str, first: u128, last: u128) -> Shard {
+        Shard::builder()
+            .shard_id(id)
+            .hash_key_range(
+                HashKeyRange::builder()
+                    .starting_hash_key(first.to_string())
+                    .ending_hash_key(last.to_string())
+                    .build()
+                    .unwrap(),
+            )
+            .sequence_number_range(
+                SequenceNumberRange::builder()
+                    .starting_sequence_number("1")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    /// Two open shards, each half of the hash key space (MD5 of `a` and `c` is in the lower
+    /// half, of `b` and `d` in the upper one), and a closed parent, which takes nothing.
+    fn two_shards() -> Rule {
+        mock!(Client::list_shards).then_output(|| {
+            let mut closed = shard("shardId-parent", 0, u128::MAX);
+            closed.sequence_number_range = Some(
+                SequenceNumberRange::builder()
+                    .starting_sequence_number("1")
+                    .ending_sequence_number("9")
+                    .build()
+                    .unwrap(),
+            );
+            ListShardsOutput::builder()
+                .shards(closed)
+                .shards(shard("shardId-low", 0, HALF - 1))
+                .shards(shard("shardId-high", HALF, u128::MAX))
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn events_are_packed_into_a_record_per_shard_routed_to_the_shard_of_their_tx_id() {
+        let lines = |r: &PutRecordsRequestEntry| {
+            std::str::from_utf8(r.data().as_ref())
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["tx_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect::<Vec<String>>()
+        };
+        let put = mock!(Client::put_records)
+            .match_requests(move |r| {
+                let records = r.records();
+                records.len() == 2
+                    && records[0].explicit_hash_key() == Some("0")
+                    && lines(&records[0]) == ["a", "c", "a"]
+                    && records[1].explicit_hash_key() == Some(HALF.to_string().as_str())
+                    && lines(&records[1]) == ["b", "d"]
+            })
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(stored())
+                    .records(stored())
+                    .build()
+                    .unwrap()
+            });
+        let shards = two_shards();
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [&shards, &put]
+        );
+        let log = KinesisLog::new(client, "s");
+        let events = ["a", "b", "c", "d", "a"].map(click);
+        log.append(&events).await.unwrap();
+        log.append(&events).await.unwrap();
+        assert_eq!(put.num_calls(), 2);
+        assert_eq!(shards.num_calls(), 1, "the shard map is read once a minute");
+    }
+
+    #[test]
+    fn a_record_of_one_event_is_its_json_as_before_packing_and_records_stay_under_the_limit() {
+        let one = click("a");
+        assert_eq!(
+            packed(&[&one]).unwrap(),
+            [serde_json::to_vec(&one).unwrap()]
+        );
+        let mut big = click("x");
+        big.tx_id = "x".repeat(300 * 1024);
+        let records = packed(&[&big, &big, &big, &big]).unwrap();
+        assert_eq!(records.len(), 2, "three of 300 KiB, then one");
+        assert!(records
+            .iter()
+            .all(|r| r.len() + big.tx_id.len() <= MAX_RECORD_BYTES));
+    }
+
     #[tokio::test]
     async fn throttled_records_are_sent_again_alone_until_stored() {
         let partial = mock!(Client::put_records)
@@ -155,10 +426,12 @@ mod tests {
                     .build()
                     .unwrap()
             });
+        // `a` and `b` are on different shards: two records, one refused.
+        let shards = two_shards();
         let client = mock_client!(
             aws_sdk_kinesis,
             aws_smithy_mocks::RuleMode::MatchAny,
-            [&partial, &retry]
+            [&shards, &partial, &retry]
         );
         KinesisLog::new(client, "s")
             .append(&[click("a"), click("b")])

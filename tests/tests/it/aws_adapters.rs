@@ -1,17 +1,17 @@
 //! The AWS adapters against moto, on the tables and stream the rendered template creates:
-//! Kinesis keeps every appended event keyed by `tx_id`; DynamoDB commits are exactly once, across
+//! Kinesis keeps every appended event on the shard of its `tx_id`, packed a record per shard; DynamoDB commits are exactly once, across
 //! more keys than one call takes, and a stale state is a conflict that applies nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test file: a panic is the failure report
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use sdp_aws::{DynamoStore, KinesisLog};
 use sdp_core::events::{Bid, Event, EventBody};
 use sdp_core::join::{AggregateKey, Counts, JoinConfig, Transaction};
 use sdp_core::ports::{AggregateReader, EventLog, StateChange, StateStore};
 use sdp_core::processor::process_batch;
-use sdp_scenarios::platform::{deploy_platform, read_stream, sdk_config, Platform};
+use sdp_scenarios::platform::{deploy_platform, sdk_config, Platform};
 use sdp_scenarios::MotoServer;
 
 const T0: i64 = 1_763_780_400_000;
@@ -100,31 +100,83 @@ async fn totals(
     found
 }
 
+/// Over a stream of four shards: the events of one append are packed into a record per shard,
+/// and every event lies on the shard whose hash key range holds the MD5 of its `tx_id` (where
+/// its partition key would have put it), each transaction's events in the order appended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_kinesis_log_keeps_every_event_keyed_by_tx_id_across_several_put_records_calls() {
+async fn the_kinesis_log_packs_a_record_per_shard_with_every_event_on_the_shard_of_its_tx_id() {
+    use md5::{Digest, Md5};
     let moto = MotoServer::start().unwrap();
-    let (config, platform) = platform(&moto).await;
-    let stream = platform.resource("EventStream").unwrap().to_owned();
-    let (events, _) = scenario(600, 7); // over 1000 events: more than one PutRecords call
-    assert!(events.len() > 1000);
-    KinesisLog::new(aws_sdk_kinesis::Client::new(&config), &stream)
-        .append(&events)
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    kinesis
+        .create_stream()
+        .stream_name("packed")
+        .shard_count(4)
+        .send()
         .await
         .unwrap();
+    let (events, _) = scenario(600, 7); // over 1000 events
+    assert!(events.len() > 1000);
+    let log = KinesisLog::new(kinesis.clone(), "packed");
+    log.append(&events).await.unwrap();
 
-    let mut stored = Vec::new();
-    for (_, partition_key, data) in read_stream(&config, &stream).await.unwrap() {
-        let event: Event = serde_json::from_slice(&data).unwrap();
-        assert_eq!(partition_key, event.tx_id);
-        stored.push(event);
+    let mut stored: Vec<Event> = Vec::new();
+    let shards = kinesis
+        .list_shards()
+        .stream_name("packed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shards.shards().len(), 4);
+    for shard in shards.shards() {
+        let range = shard.hash_key_range().unwrap();
+        let first: u128 = range.starting_hash_key().parse().unwrap();
+        let last: u128 = range.ending_hash_key().parse().unwrap();
+        let iterator = kinesis
+            .get_shard_iterator()
+            .stream_name("packed")
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        let records = kinesis
+            .get_records()
+            .shard_iterator(iterator.shard_iterator().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            records.records().len(),
+            1,
+            "one packed record for the shard"
+        );
+        for record in records.records() {
+            for line in record.data().as_ref().split(|&b| b == b'\n') {
+                let event: Event = serde_json::from_slice(line).unwrap();
+                let hash = u128::from_be_bytes(Md5::digest(event.tx_id.as_bytes()).into());
+                assert!(
+                    (first..=last).contains(&hash),
+                    "{} off its shard",
+                    event.tx_id
+                );
+                stored.push(event);
+            }
+        }
     }
     assert_eq!(stored.len(), events.len());
-    let as_json = |list: &[Event]| -> BTreeSet<String> {
-        list.iter()
-            .map(|e| serde_json::to_string(e).unwrap())
-            .collect()
+    // Each transaction's events, in the order appended.
+    let by_tx = |list: &[Event]| -> BTreeMap<String, Vec<String>> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in list {
+            map.entry(e.tx_id.clone())
+                .or_default()
+                .push(serde_json::to_string(e).unwrap());
+        }
+        map
     };
-    assert_eq!(as_json(&stored), as_json(&events));
+    assert_eq!(by_tx(&stored), by_tx(&events));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

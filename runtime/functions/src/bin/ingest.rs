@@ -1,5 +1,9 @@
 //! Lambda `ingest`: behind the ingestion API, writes each valid event to the Kinesis stream.
 
+// The handler's future nests the API's, the log's (its shard map read, then its puts) and the
+// SDK's; its layout is deeper than the compiler's default query depth.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{service_fn, LambdaEvent};
 use sdp_aws::KinesisLog;
