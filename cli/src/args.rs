@@ -171,9 +171,19 @@ pub struct CostArgs {
     #[arg(long, value_enum, default_value = "x86-64")]
     pub architecture: CostArchitecture,
 
+    /// How DynamoDB is billed (the stack's StateCapacity).
+    #[arg(long, value_enum, default_value = "on-demand")]
+    pub capacity: CostCapacity,
+
     /// The bill as a table (`text`), or one JSON document on stdout (`json`).
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CostCapacity {
+    OnDemand,
+    Provisioned,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -31,6 +31,7 @@ pub fn embedded() -> TemplateSet {
             "stream",
             "ingest",
             "processing",
+            "capacity",
             "reports",
             "lake",
             "glue",

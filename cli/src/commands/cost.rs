@@ -2,8 +2,8 @@
 
 use anyhow::anyhow;
 
-use crate::args::{CostArchitecture, CostArgs, ReportFormat};
-use crate::cost::estimate::{estimate, Estimate};
+use crate::args::{CostArchitecture, CostArgs, CostCapacity, ReportFormat};
+use crate::cost::estimate::{estimate, Capacity, Estimate};
 use crate::cost::prices;
 use crate::cost::sizes::Sizes;
 use crate::cost::usage::Workload;
@@ -65,7 +65,11 @@ pub fn run(args: &CostArgs) -> Result<(), Failure> {
         campaigns: f64::from(args.campaigns),
         shards,
     };
-    let bill = estimate(&workload, &sizes, &prices, architecture);
+    let capacity = match args.capacity {
+        CostCapacity::OnDemand => Capacity::OnDemand,
+        CostCapacity::Provisioned => Capacity::Provisioned,
+    };
+    let bill = estimate(&workload, &sizes, &prices, architecture, capacity);
     match args.format {
         ReportFormat::Json => println!(
             "{}",
@@ -79,12 +83,16 @@ pub fn run(args: &CostArgs) -> Result<(), Failure> {
 /// The bill as a table for a terminal.
 fn table(bill: &Estimate) -> String {
     let mut out = format!(
-        "sdp cost: {} events/s ({} a month) in requests of {}, {} campaign(s), {} shard(s), {}\n\n",
+        "sdp cost: {} events/s ({} a month) in requests of {}, {} campaign(s), {} shard(s), DynamoDB {}, {}\n\n",
         amount(bill.events_per_second),
         amount(bill.events_per_month),
         bill.batch_size,
         bill.campaigns,
         bill.shards,
+        match bill.capacity {
+            Capacity::OnDemand => "on demand",
+            Capacity::Provisioned => "provisioned",
+        },
         bill.region,
     );
     out.push_str(&format!(

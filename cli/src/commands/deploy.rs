@@ -69,7 +69,7 @@ pub async fn prepare(
         ..
     } = purpose
     {
-        check_permissions(&Iam::new(&sdk), &identity.arn, &template).await?;
+        check_permissions(&Iam::new(&sdk), &identity.arn, &template, &user_params).await?;
     }
     let bucket = ArtifactBucket::new(&sdk, &identity.account, region);
     if bucket.ensure().await.map_err(Failure::Failed)? {
@@ -133,9 +133,10 @@ async fn check_permissions(
     iam: &Iam,
     caller_arn: &str,
     template: &Rendered,
+    given: &[(String, String)],
 ) -> Result<(), Failure> {
     let actions =
-        required_actions(&template.document).map_err(|e| Failure::CouldNotRun(e.into()))?;
+        required_actions(&template.document, given).map_err(|e| Failure::CouldNotRun(e.into()))?;
     match iam.check(caller_arn, &actions).await {
         Verdict::Allowed => {
             eprintln!("permissions: {caller_arn} may perform all {} actions the deploy needs", actions.len());
@@ -689,9 +690,10 @@ mod tests {
                         .build()
                 });
             let iam = Iam::from_client(mock_client!(aws_sdk_iam, [&simulate]));
-            let err = check_permissions(&iam, "arn:aws:iam::123456789012:user/ci", &template())
-                .await
-                .unwrap_err();
+            let err =
+                check_permissions(&iam, "arn:aws:iam::123456789012:user/ci", &template(), &[])
+                    .await
+                    .unwrap_err();
             assert_eq!(err.code(), 2);
             let message = err.describe();
             assert!(

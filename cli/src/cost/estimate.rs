@@ -56,6 +56,16 @@ pub mod assumed {
     ];
 }
 
+/// How the join state and aggregates tables are billed: the stack's `StateCapacity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capacity {
+    /// Per request unit: nothing idle, any spike.
+    OnDemand,
+    /// Per unit-hour, auto scaled to keep 70% of it in use.
+    Provisioned,
+}
+
 /// One line of the bill.
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
@@ -75,6 +85,7 @@ pub struct Estimate {
     pub batch_size: f64,
     pub campaigns: f64,
     pub shards: f64,
+    pub capacity: Capacity,
     pub events_per_month: f64,
     pub per_event: PerEvent,
     pub lines: Vec<Line>,
@@ -95,14 +106,15 @@ pub fn estimate(
     sizes: &Sizes,
     prices: &Prices,
     architecture: Architecture,
+    capacity: Capacity,
 ) -> Estimate {
-    let lines = bill(workload, sizes, prices, architecture);
+    let lines = bill(workload, sizes, prices, architecture, capacity);
     let idle = Workload {
         events_per_second: 0.0,
         ..*workload
     };
     let total_usd: f64 = lines.iter().map(|l| l.usd).sum();
-    let idle_usd = bill(&idle, sizes, prices, architecture)
+    let idle_usd = bill(&idle, sizes, prices, architecture, capacity)
         .iter()
         .map(|l| l.usd)
         .sum();
@@ -114,6 +126,7 @@ pub fn estimate(
         batch_size: workload.batch_size,
         campaigns: workload.campaigns,
         shards: workload.shards,
+        capacity,
         events_per_month,
         per_event: per_event(workload, sizes),
         lines,
@@ -130,6 +143,7 @@ fn bill(
     sizes: &Sizes,
     prices: &Prices,
     architecture: Architecture,
+    capacity: Capacity,
 ) -> Vec<Line> {
     let events = workload.events_per_second * SECONDS_PER_MONTH;
     let traffic = events > 0.0;
@@ -237,21 +251,48 @@ fn bill(
 
     // State and aggregates.
     let writes = events * units.write_request_units;
-    line(
-        "DynamoDB",
-        "write request units",
-        writes,
-        "WRU",
-        writes / MILLION * prices.dynamodb.write_request_units_per_million,
-    );
     let reads = events * units.read_request_units;
-    line(
-        "DynamoDB",
-        "read request units",
-        reads,
-        "RRU",
-        reads / MILLION * prices.dynamodb.read_request_units_per_million,
-    );
+    match capacity {
+        Capacity::OnDemand => {
+            line(
+                "DynamoDB",
+                "write request units",
+                writes,
+                "WRU",
+                writes / MILLION * prices.dynamodb.write_request_units_per_million,
+            );
+            line(
+                "DynamoDB",
+                "read request units",
+                reads,
+                "RRU",
+                reads / MILLION * prices.dynamodb.read_request_units_per_million,
+            );
+        }
+        Capacity::Provisioned => {
+            // Auto scaling keeps the units a second at the target use, never below the minimum.
+            let unit_hours = |units: f64| {
+                (units / SECONDS_PER_MONTH / stack::TARGET_UTILISATION)
+                    .max(stack::MIN_CAPACITY_UNITS * stack::TABLES)
+                    * usage::HOURS_PER_MONTH
+            };
+            let (write_hours, read_hours) = (unit_hours(writes), unit_hours(reads));
+            line(
+                "DynamoDB",
+                "provisioned write capacity (at 70% use)",
+                write_hours,
+                "WCU-hours",
+                write_hours * prices.dynamodb.write_capacity_unit_hour,
+            );
+            line(
+                "DynamoDB",
+                "provisioned read capacity (at 70% use)",
+                read_hours,
+                "RCU-hours",
+                read_hours * prices.dynamodb.read_capacity_unit_hour,
+            );
+        }
+    }
     let state_gb = workload.events_per_second
         * sizes.share[0]
         * 86_400.0

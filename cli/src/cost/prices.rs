@@ -121,6 +121,8 @@ pub struct DynamoDb {
     pub write_request_units_per_million: f64,
     pub read_request_units_per_million: f64,
     pub storage_gb_month: f64,
+    pub write_capacity_unit_hour: f64,
+    pub read_capacity_unit_hour: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -39,6 +39,11 @@ pub mod stack {
     pub const DASHBOARDS: f64 = 1.0;
     /// Functions with a log group and a KMS-encrypted environment.
     pub const FUNCTIONS: f64 = 6.0;
+    /// With `StateCapacity=PROVISIONED`: the two tables' auto scaling tracks this share of use,
+    /// from this many units of each kind per table.
+    pub const TARGET_UTILISATION: f64 = 0.70;
+    pub const MIN_CAPACITY_UNITS: f64 = 5.0;
+    pub const TABLES: f64 = 2.0;
 }
 
 /// AWS's limits and billing steps that the units follow.

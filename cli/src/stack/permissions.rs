@@ -24,6 +24,20 @@ const DEPLOYER: &[&str] = &[
 /// so a new resource type cannot be added to the templates without saying what it needs.
 const BY_RESOURCE_TYPE: &[(&str, &[&str])] = &[
     ("AWS::ApiGateway::ApiKey", &["apigateway:POST"]),
+    (
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        &[
+            "application-autoscaling:RegisterScalableTarget",
+            "iam:CreateServiceLinkedRole",
+        ],
+    ),
+    (
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        &[
+            "application-autoscaling:PutScalingPolicy",
+            "cloudwatch:PutMetricAlarm",
+        ],
+    ),
     ("AWS::ApiGateway::Deployment", &["apigateway:POST"]),
     ("AWS::ApiGateway::Method", &["apigateway:PUT"]),
     ("AWS::ApiGateway::Resource", &["apigateway:POST"]),
@@ -72,11 +86,25 @@ const BY_RESOURCE_TYPE: &[(&str, &[&str])] = &[
 #[error("no IAM actions are known for resource type `{0}`; add it to stack/permissions.rs")]
 pub struct UnknownResourceType(pub String);
 
-/// Every action the caller needs to deploy `template` (rendered CloudFormation), sorted.
-pub fn required_actions(template: &Value) -> Result<BTreeSet<&'static str>, UnknownResourceType> {
+/// Every action the caller needs to deploy `template` (rendered CloudFormation) with the `given`
+/// parameters (the others at their defaults), sorted. A resource whose `Condition` is false for
+/// those values needs nothing; one whose condition cannot be read here counts.
+pub fn required_actions(
+    template: &Value,
+    given: &[(String, String)],
+) -> Result<BTreeSet<&'static str>, UnknownResourceType> {
     let mut actions: BTreeSet<&'static str> = DEPLOYER.iter().copied().collect();
     let resources = template["Resources"].as_mapping().into_iter().flatten();
-    for kind in resources.filter_map(|(_, resource)| resource["Type"].as_str()) {
+    for (_, resource) in resources {
+        let Some(kind) = resource["Type"].as_str() else {
+            continue;
+        };
+        let condition = resource["Condition"].as_str();
+        if condition.is_some_and(|name| {
+            holds(template, given, &template["Conditions"][name]) == Some(false)
+        }) {
+            continue;
+        }
         let (_, needed) = BY_RESOURCE_TYPE
             .iter()
             .find(|(known, _)| *known == kind)
@@ -84,6 +112,55 @@ pub fn required_actions(template: &Value) -> Result<BTreeSet<&'static str>, Unkn
         actions.extend(needed.iter().copied());
     }
     Ok(actions)
+}
+
+/// Whether a condition of `template` holds for the `given` parameters, where it can be read:
+/// `!Equals` of parameters (`!Ref`) and strings, `!Not`, `!And`, `!Or`, `!Condition`.
+fn holds(template: &Value, given: &[(String, String)], condition: &Value) -> Option<bool> {
+    let Value::Tagged(tagged) = condition else {
+        return None;
+    };
+    let args = tagged.value.as_sequence();
+    // Each operand's truth, or None when any cannot be read.
+    let operands =
+        || -> Option<Vec<bool>> { args?.iter().map(|c| holds(template, given, c)).collect() };
+    match tagged.tag.to_string().trim_start_matches('!') {
+        "Equals" => match args?.as_slice() {
+            [a, b] => Some(value(template, given, a)? == value(template, given, b)?),
+            _ => None,
+        },
+        "Not" => match args?.as_slice() {
+            [c] => holds(template, given, c).map(|b| !b),
+            _ => None,
+        },
+        "And" => operands().map(|all| all.iter().all(|b| *b)),
+        "Or" => operands().map(|all| all.iter().any(|b| *b)),
+        "Condition" => holds(
+            template,
+            given,
+            &template["Conditions"][tagged.value.as_str()?],
+        ),
+        _ => None,
+    }
+}
+
+/// A string, or a parameter's value: given, else its default.
+fn value(template: &Value, given: &[(String, String)], v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Tagged(tagged) if tagged.tag.to_string().trim_start_matches('!') == "Ref" => {
+            let name = tagged.value.as_str()?;
+            match given.iter().find(|(key, _)| key == name) {
+                Some((_, value)) => Some(value.clone()),
+                None => match &template["Parameters"][name]["Default"] {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                },
+            }
+        }
+        _ => None,
+    }
 }
 
 /// The IAM principal whose policies decide what the caller may do, from the caller's ARN (STS
@@ -128,7 +205,7 @@ mod tests {
             &crate::regions::load("us-east-1").unwrap(),
         )
         .unwrap();
-        let actions = required_actions(&template.document).unwrap();
+        let actions = required_actions(&template.document, &[]).unwrap();
         for expected in [
             "iam:PassRole",
             "lambda:CreateFunction",
@@ -139,10 +216,33 @@ mod tests {
     }
 
     #[test]
+    fn resources_whose_condition_is_false_for_the_parameters_need_nothing() {
+        let template = crate::render::render_platform(
+            &crate::templates::embedded(),
+            &crate::regions::load("us-east-1").unwrap(),
+        )
+        .unwrap();
+        let scaling = "application-autoscaling:RegisterScalableTarget";
+        let on_demand = required_actions(&template.document, &[]).unwrap();
+        assert!(
+            !on_demand.contains(scaling),
+            "StateCapacity defaults to ON_DEMAND"
+        );
+        assert!(!on_demand.contains("sns:Subscribe"), "no AlarmEmail");
+        let given = [
+            ("StateCapacity".to_owned(), "PROVISIONED".to_owned()),
+            ("AlarmEmail".to_owned(), "ops@example.com".to_owned()),
+        ];
+        let provisioned = required_actions(&template.document, &given).unwrap();
+        assert!(provisioned.contains(scaling));
+        assert!(provisioned.contains("sns:Subscribe"));
+    }
+
+    #[test]
     fn an_unknown_resource_type_is_an_error_that_names_it() {
         let template: Value =
             serde_yaml_ng::from_str("Resources:\n  X:\n    Type: AWS::EC2::Instance\n").unwrap();
-        let err = required_actions(&template).unwrap_err();
+        let err = required_actions(&template, &[]).unwrap_err();
         assert_eq!(err.0, "AWS::EC2::Instance");
     }
 

@@ -358,6 +358,31 @@ fn the_stack_settings_sdp_cost_prices_are_the_templates() {
     );
     assert_eq!(count("AWS::Lambda::Function"), stack::FUNCTIONS);
     assert_eq!(count("AWS::KMS::Key"), 1.0);
+    // Provisioned capacity: both tables, writes and reads, tracked at the priced use.
+    assert_eq!(default("StateCapacity").as_str(), Some("ON_DEMAND"));
+    assert_eq!(count("AWS::DynamoDB::Table"), stack::TABLES);
+    assert_eq!(
+        count("AWS::ApplicationAutoScaling::ScalableTarget"),
+        2.0 * stack::TABLES
+    );
+    for (id, resource) in resources {
+        let properties = &resource["Properties"];
+        match resource["Type"].as_str() {
+            Some("AWS::ApplicationAutoScaling::ScalableTarget") => {
+                assert_eq!(
+                    properties["MinCapacity"].as_f64(),
+                    Some(stack::MIN_CAPACITY_UNITS),
+                    "{id:?}"
+                );
+            }
+            Some("AWS::ApplicationAutoScaling::ScalingPolicy") => {
+                let target =
+                    properties["TargetTrackingScalingPolicyConfiguration"]["TargetValue"].as_f64();
+                assert_eq!(target, Some(stack::TARGET_UTILISATION * 100.0), "{id:?}");
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Every price file is embedded, and each parses.
@@ -370,6 +395,40 @@ fn the_price_files_and_the_embedded_list_agree() {
         assert!(
             regions::supported().contains(&region),
             "{region} has prices but no region file"
+        );
+    }
+}
+
+/// With `StateCapacity=PROVISIONED` the stack creates both tables with provisioned capacity
+/// (moto has no Application Auto Scaling in CloudFormation: the scaling targets are checked in
+/// the rendered template above, and by cfn-lint and checkov).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioned_capacity_creates_the_tables_with_provisioned_throughput() {
+    let moto = MotoServer::start().unwrap();
+    let config = sdk_config(&moto.endpoint, "us-west-2").await;
+    let platform = sdp_scenarios::platform::deploy_platform_with(
+        &config,
+        "provisioned",
+        &[("StateCapacity", "PROVISIONED")],
+    )
+    .await
+    .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    for table in ["StateTable", "AggregatesTable"] {
+        let described = dynamodb
+            .describe_table()
+            .table_name(platform.resource(table).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let throughput = described.table().unwrap().provisioned_throughput().unwrap();
+        assert_eq!(
+            (
+                throughput.read_capacity_units(),
+                throughput.write_capacity_units()
+            ),
+            (Some(5), Some(5)),
+            "{table}"
         );
     }
 }
