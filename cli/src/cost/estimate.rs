@@ -181,7 +181,7 @@ fn bill(
         / 1024.0;
 
     // Processing: a processor invocation per batch a shard gathers.
-    let b = workload.processor_batch();
+    let b = workload.processor_batch(sizes);
     let batches = if traffic { events / b } else { 0.0 };
     let processor_gb_s = batches
         * billed_seconds(assumed::processor_ms(b, workload.aggregates_in(b)))

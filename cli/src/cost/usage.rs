@@ -64,6 +64,10 @@ pub mod aws {
     pub const TRANSACTION_ITEMS: f64 = 100.0;
     /// Rows the processor packs into one Firehose record (sdp-aws `MAX_ROWS_PER_RECORD`).
     pub const ROWS_PER_RECORD: f64 = 500.0;
+    /// Lambda takes at most 6 MB of payload an invocation; a Kinesis record in it carries about
+    /// this much besides its data (ids, sequence number, partition key, ARNs).
+    pub const INVOCATION_PAYLOAD_BYTES: f64 = 6.0 * 1024.0 * 1024.0;
+    pub const RECORD_ENVELOPE_BYTES: f64 = 400.0;
 }
 
 pub const HOURS_PER_MONTH: f64 = 730.0;
@@ -108,11 +112,19 @@ impl Workload {
     }
 
     /// Events in one processor invocation: the records a shard gathers in the batching window,
-    /// at most the mapping's batch size, each with its packed events.
-    pub fn processor_batch(&self) -> f64 {
+    /// at most the mapping's batch size and what fits in an invocation's payload, each with its
+    /// packed events.
+    pub fn processor_batch(&self, sizes: &Sizes) -> f64 {
         let records_per_second = self.events_per_second / self.events_per_record() / self.shards;
+        // In the invocation a record's data is base64, in an envelope of its own.
+        let record_payload =
+            self.events_per_record() * (sizes.mean(&sizes.record_bytes) + 1.0) * 4.0 / 3.0
+                + aws::RECORD_ENVELOPE_BYTES;
+        let fits = (aws::INVOCATION_PAYLOAD_BYTES / record_payload).floor();
         ((records_per_second * stack::BATCHING_WINDOW_SECONDS)
-            .clamp(1.0, stack::PROCESSOR_BATCH_RECORDS)
+            .min(stack::PROCESSOR_BATCH_RECORDS)
+            .min(fits)
+            .max(1.0)
             * self.events_per_record())
         .round()
     }
@@ -177,7 +189,7 @@ pub struct PerEvent {
 }
 
 pub fn per_event(workload: &Workload, sizes: &Sizes) -> PerEvent {
-    let b = workload.processor_batch();
+    let b = workload.processor_batch(sizes);
     let aggregates = workload.aggregates_in(b);
     // A stream record's data: its events' JSON, one per line.
     let per_record = workload.events_per_record();
@@ -292,15 +304,18 @@ mod tests {
 
     #[test]
     fn a_processor_batch_is_what_a_shard_gathers_in_the_window_up_to_the_batch_size() {
+        let sizes = Sizes::of_load_traffic().unwrap();
         // Requests of 100 events, one record each on one shard.
-        assert_eq!(workload(50.0, 8.0).processor_batch(), 100.0);
-        assert_eq!(workload(1000.0, 8.0).processor_batch(), 1000.0);
-        assert_eq!(workload(100_000.0, 8.0).processor_batch(), 50_000.0);
+        assert_eq!(workload(50.0, 8.0).processor_batch(&sizes), 100.0);
+        assert_eq!(workload(1000.0, 8.0).processor_batch(&sizes), 1000.0);
+        // 500 records of 100 events would be about 14 MB of payload; 6 MB holds about 230.
+        let capped = workload(100_000.0, 8.0).processor_batch(&sizes);
+        assert!((20_000.0..25_000.0).contains(&capped), "{capped}");
         let single = Workload {
             batch_size: 1.0,
             ..workload(5000.0, 8.0)
         };
-        assert_eq!(single.processor_batch(), 500.0);
+        assert_eq!(single.processor_batch(&sizes), 500.0);
         // Four shards: a request of 100 events reaches all four.
         let four = Workload {
             shards: 4.0,

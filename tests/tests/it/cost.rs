@@ -231,8 +231,8 @@ async fn the_handlers_consume_the_units_per_event_that_sdp_cost_prices() {
         campaigns: sdp::probe::load::CAMPAIGNS as f64,
         shards: 1.0,
     };
-    assert_eq!(workload.processor_batch(), 500.0);
     let sizes = Sizes::of_load_traffic().unwrap();
+    assert_eq!(workload.processor_batch(&sizes), 500.0);
     let model = usage::per_event(&workload, &sizes);
     // The requests here each hold one kind of event (bids, then impressions, then clicks: 20,
     // 10 and 2 requests of 50), where the model packs the steady mix: Firehose's 5 KB steps
