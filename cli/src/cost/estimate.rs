@@ -97,7 +97,8 @@ pub struct Estimate {
     pub assumptions: Vec<&'static str>,
 }
 
-const GB: f64 = 1e9;
+/// AWS bills storage and data by the binary gigabyte.
+const GB: f64 = 1024.0 * 1024.0 * 1024.0;
 const MILLION: f64 = 1e6;
 
 /// The month's bill of `workload` in the region of `prices`.
@@ -270,13 +271,20 @@ fn bill(
             );
         }
         Capacity::Provisioned => {
-            // Auto scaling keeps the units a second at the target use, never below the minimum.
-            let unit_hours = |units: f64| {
-                (units / SECONDS_PER_MONTH / stack::TARGET_UTILISATION)
-                    .max(stack::MIN_CAPACITY_UNITS * stack::TABLES)
+            // Auto scaling keeps each table's units a second at the target use, never below
+            // its minimum.
+            let unit_hours = |units: f64, of_aggregates: f64| {
+                let per_second = |u: f64| {
+                    (u / SECONDS_PER_MONTH / stack::TARGET_UTILISATION)
+                        .max(stack::MIN_CAPACITY_UNITS)
+                };
+                (per_second(units - of_aggregates) + per_second(of_aggregates))
                     * usage::HOURS_PER_MONTH
             };
-            let (write_hours, read_hours) = (unit_hours(writes), unit_hours(reads));
+            let (write_hours, read_hours) = (
+                unit_hours(writes, events * units.aggregate_write_units),
+                unit_hours(reads, events * units.aggregate_read_units),
+            );
             line(
                 "DynamoDB",
                 "provisioned write capacity (at 70% use)",

@@ -129,20 +129,20 @@ impl Workload {
         .round()
     }
 
-    /// The aggregates a processor batch of `records` events touches: the expected number of
-    /// distinct campaigns among them, each in one window.
-    pub fn aggregates_in(&self, records: f64) -> f64 {
+    /// The aggregates a processor batch of `events` touches: the expected number of distinct
+    /// campaigns among them, each in one window.
+    pub fn aggregates_in(&self, events: f64) -> f64 {
         let c = self.campaigns.max(1.0);
-        c * (1.0 - (1.0 - 1.0 / c).powf(records))
+        c * (1.0 - (1.0 - 1.0 / c).powf(events))
     }
 
-    /// Aggregate updates a processor batch of `records` writes. sdp-aws orders a batch's state
+    /// Aggregate updates a processor batch of `events` writes. sdp-aws orders a batch's state
     /// changes by the aggregate they add to and fills each transaction with up to 100 items,
     /// state puts and one update per aggregate they touch: so the changes of one aggregate run
     /// together, and an aggregate costs an update in each transaction its run reaches.
-    pub fn aggregate_writes(&self, records: f64) -> f64 {
-        let changes = records.round().max(0.0) as usize;
-        let aggregates = (self.aggregates_in(records).round() as usize).clamp(1, changes.max(1));
+    pub fn aggregate_writes(&self, events: f64) -> f64 {
+        let changes = events.round().max(0.0) as usize;
+        let aggregates = (self.aggregates_in(events).round() as usize).clamp(1, changes.max(1));
         let limit = aws::TRANSACTION_ITEMS as usize;
         let (mut writes, mut puts, mut touched) = (0, 0, 0);
         for run in 0..aggregates {
@@ -182,6 +182,10 @@ pub struct PerEvent {
     pub put_payload_units: f64,
     pub read_request_units: f64,
     pub write_request_units: f64,
+    /// The part of the read and write units that falls on the aggregates table (the rest is
+    /// the join state's): provisioned capacity is per table.
+    pub aggregate_read_units: f64,
+    pub aggregate_write_units: f64,
     /// Bytes Firehose bills for `bcns`, which it reads from the event stream.
     pub stream_delivery_billed_bytes: f64,
     /// Bytes Firehose bills for the rows the processor lands (packed records).
@@ -232,6 +236,8 @@ pub fn per_event(workload: &Workload, sizes: &Sizes) -> PerEvent {
             2.0 * steps(sizes.state_item_bytes[i], aws::WRITE_UNIT_BYTES)
         }) + 2.0 * workload.aggregate_writes(b) / b,
         // Firehose reads each stream record for `bcns`, rounded up to 5 KB.
+        aggregate_read_units: aggregates / b,
+        aggregate_write_units: 2.0 * workload.aggregate_writes(b) / b,
         stream_delivery_billed_bytes: steps(record_bytes, aws::FIREHOSE_STEP_BYTES)
             * aws::FIREHOSE_STEP_BYTES
             / workload.events_per_record(),

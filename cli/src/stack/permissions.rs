@@ -29,6 +29,9 @@ const BY_RESOURCE_TYPE: &[(&str, &[&str])] = &[
         &[
             "application-autoscaling:RegisterScalableTarget",
             "iam:CreateServiceLinkedRole",
+            "dynamodb:DescribeTable",
+            "dynamodb:UpdateTable",
+            "cloudwatch:DescribeAlarms",
         ],
     ),
     (

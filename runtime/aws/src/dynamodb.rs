@@ -277,7 +277,7 @@ enum Settled {
 /// own state, independent of the others, so they may commit in any order; ordered, the changes
 /// of one campaign share as few transactions as possible, and a batch pays about one aggregate
 /// update per campaign instead of one per campaign in every transaction (at 100 campaigns and
-/// 500 records a batch, 0.2 updates per event instead of 0.8: `sdp cost` prices it).
+/// 500 events a batch, 0.2 updates per event instead of 0.8: `sdp cost` prices it).
 fn chunks(mut changes: Vec<StateChange>) -> Vec<Vec<StateChange>> {
     changes.sort_by_key(|change| change.increments.first().map(|(key, _)| *key));
     let mut chunks = Vec::new();

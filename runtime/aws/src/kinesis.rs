@@ -8,10 +8,13 @@
 //! time. A record's data is the events' JSON, one per line; a record of one event is exactly its
 //! JSON, as before packing.
 //!
-//! The shard map (`ListShards`, the open shards) is read once a minute. After a resharding a
-//! stale map may route a group to the parent's successor that does not own every `tx_id` in it:
-//! the join state is versioned, so two shards writing one transaction conflict and retry, and
-//! nothing is counted twice or lost.
+//! The shard map (`ListShards`, the open shards) is read once a minute. For up to that minute
+//! after a resharding, a stale map may route a group to a child shard that does not own every
+//! `tx_id` in it, while single events of the same transactions go by partition key to the other
+//! child: one transaction's events on two shards, processed at once. The join state is
+//! versioned, so the two writers conflict and retry, and nothing is counted twice or lost. Without
+//! a map at all (ListShards throttled or not permitted) each transaction's events go by their
+//! partition key, as before packing.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -129,18 +132,30 @@ impl KinesisLog {
     }
 
     /// Groups `events` by the shard their `tx_id` hashes to, in call order within each group.
-    async fn by_shard<'a>(&self, events: &'a [Event]) -> Result<Vec<Group<'a>>, StoreError> {
+    /// Without a shard map (ListShards failed: throttled, or not permitted), each transaction's
+    /// events go by their partition key, as before packing: slower, never wrong.
+    async fn by_shard<'a>(&self, events: &'a [Event]) -> Vec<Group<'a>> {
         let one_transaction = events.windows(2).all(|w| w[0].tx_id == w[1].tx_id);
         if one_transaction {
             // The partition key routes them: no map needed (every single-event request).
-            return Ok(vec![Group {
+            return vec![Group {
                 explicit_hash_key: None,
                 events: events.iter().collect(),
-            }]);
+            }];
         }
-        let mut shards = self.open_shards(false).await?;
+        let mut shards = match self.open_shards(false).await {
+            Ok(shards) => shards,
+            Err(err) => {
+                tracing::warn!(error = %err, "no shard map; each transaction's events go by their partition key");
+                return by_transaction(events);
+            }
+        };
         if events.iter().any(|e| owner(&shards, &e.tx_id).is_none()) {
-            shards = self.open_shards(true).await?;
+            // A map read mid-resharding: read it again once.
+            match self.open_shards(true).await {
+                Ok(fresh) => shards = fresh,
+                Err(_) => return by_transaction(events),
+            }
         }
         let mut groups: Vec<Group<'a>> = shards
             .iter()
@@ -160,7 +175,7 @@ impl KinesisLog {
             }
         }
         groups.retain(|g| !g.events.is_empty());
-        Ok(groups)
+        groups
     }
 
     async fn put_chunk(&self, mut entries: Vec<PutRecordsRequestEntry>) -> Result<(), StoreError> {
@@ -209,9 +224,9 @@ impl EventLog for KinesisLog {
     async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
-        for group in self.by_shard(events).await? {
+        for group in self.by_shard(events).await {
             let partition_key = group.events.first().map_or("", |e| e.tx_id.as_str());
-            for data in packed(&group.events)? {
+            for data in packed(&group.events, partition_key.len())? {
                 let size = data.len() + partition_key.len();
                 if chunk.len() == MAX_RECORDS || chunk_bytes + size > MAX_BYTES {
                     self.put_chunk(std::mem::take(&mut chunk)).await?;
@@ -235,25 +250,43 @@ impl EventLog for KinesisLog {
     }
 }
 
-/// The shard whose hash key range holds the MD5 of `tx_id`, as Kinesis maps a partition key.
+/// Each transaction's events as a group of their own, routed by partition key.
+fn by_transaction(events: &[Event]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for event in events {
+        match groups.iter_mut().find(|g| g.events[0].tx_id == event.tx_id) {
+            Some(group) => group.events.push(event),
+            None => groups.push(Group {
+                explicit_hash_key: None,
+                events: vec![event],
+            }),
+        }
+    }
+    groups
+}
+
+/// The hash key Kinesis maps a partition key to: the MD5 of its bytes, as a 128-bit integer.
+pub fn partition_hash_key(partition_key: &str) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
+/// The shard whose hash key range holds the hash key of `tx_id`.
 fn owner(shards: &[OpenShard], tx_id: &str) -> Option<usize> {
-    let hash = u128::from_be_bytes(Md5::digest(tx_id.as_bytes()).into());
+    let hash = partition_hash_key(tx_id);
     shards
         .iter()
         .position(|s| (s.first..=s.last).contains(&hash))
 }
 
-/// The events' JSON, one per line, in records of at most [`MAX_RECORD_BYTES`] (an event larger
-/// than that alone in its record).
-fn packed(events: &[&Event]) -> Result<Vec<Vec<u8>>, StoreError> {
+/// The events' JSON, one per line, in records of at most [`MAX_RECORD_BYTES`] with their
+/// partition key of `key_bytes` (an event larger than that alone in its record).
+fn packed(events: &[&Event], key_bytes: usize) -> Result<Vec<Vec<u8>>, StoreError> {
     let mut records = Vec::new();
     let mut record: Vec<u8> = Vec::new();
     for event in events {
         let json = serde_json::to_vec(event)
             .map_err(|e| permanent(format!("cannot encode event `{}`: {e}", event.tx_id)))?;
-        if !record.is_empty()
-            && record.len() + 1 + json.len() + event.tx_id.len() > MAX_RECORD_BYTES
-        {
+        if !record.is_empty() && record.len() + 1 + json.len() + key_bytes > MAX_RECORD_BYTES {
             records.push(std::mem::take(&mut record));
         }
         if !record.is_empty() {
@@ -387,16 +420,102 @@ mod tests {
         assert_eq!(shards.num_calls(), 1, "the shard map is read once a minute");
     }
 
+    #[tokio::test]
+    async fn the_shard_map_is_read_page_by_page_and_without_one_events_go_by_partition_key() {
+        // ListShards in two pages: the next page names the token alone, as Kinesis requires.
+        let first = mock!(Client::list_shards)
+            .match_requests(|r| r.stream_name() == Some("s") && r.next_token().is_none())
+            .then_output(|| {
+                ListShardsOutput::builder()
+                    .shards(shard("shardId-low", 0, HALF - 1))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::list_shards)
+            .match_requests(|r| r.stream_name().is_none() && r.next_token() == Some("page-2"))
+            .then_output(|| {
+                ListShardsOutput::builder()
+                    .shards(shard("shardId-high", HALF, u128::MAX))
+                    .build()
+            });
+        let put = mock!(Client::put_records)
+            .match_requests(|r| {
+                r.records().len() == 2
+                    && r.records().iter().all(|e| e.explicit_hash_key().is_some())
+            })
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(stored())
+                    .records(stored())
+                    .build()
+                    .unwrap()
+            });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [&first, &second, &put]
+        );
+        KinesisLog::new(client, "s")
+            .append(&[click("a"), click("b")])
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.num_calls(), second.num_calls(), put.num_calls()),
+            (1, 1, 1)
+        );
+
+        // ListShards refused: each transaction's events by partition key, the request stored.
+        let denied = mock!(Client::list_shards).then_error(|| {
+            aws_sdk_kinesis::operation::list_shards::ListShardsError::LimitExceededException(
+                aws_sdk_kinesis::types::error::LimitExceededException::builder()
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+        let by_key = mock!(Client::put_records)
+            .match_requests(|r| {
+                let keys: Vec<Option<&str>> =
+                    r.records().iter().map(|e| e.partition_key()).collect();
+                keys == [Some("a"), Some("b")]
+                    && r.records().iter().all(|e| e.explicit_hash_key().is_none())
+                    && r.records()[0]
+                        .data()
+                        .as_ref()
+                        .split(|&b| b == b'\n')
+                        .count()
+                        == 2
+            })
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(stored())
+                    .records(stored())
+                    .build()
+                    .unwrap()
+            });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [&denied, &by_key]
+        );
+        KinesisLog::new(client, "s")
+            .append(&[click("a"), click("b"), click("a")])
+            .await
+            .unwrap();
+        assert_eq!(by_key.num_calls(), 1);
+    }
+
     #[test]
     fn a_record_of_one_event_is_its_json_as_before_packing_and_records_stay_under_the_limit() {
         let one = click("a");
         assert_eq!(
-            packed(&[&one]).unwrap(),
+            packed(&[&one], 1).unwrap(),
             [serde_json::to_vec(&one).unwrap()]
         );
         let mut big = click("x");
         big.tx_id = "x".repeat(300 * 1024);
-        let records = packed(&[&big, &big, &big, &big]).unwrap();
+        let records = packed(&[&big, &big, &big, &big], big.tx_id.len()).unwrap();
         assert_eq!(records.len(), 2, "three of 300 KiB, then one");
         assert!(records
             .iter()

@@ -15,5 +15,5 @@ pub mod s3;
 
 pub use dynamodb::{DynamoAggregates, DynamoStore};
 pub use firehose::FirehoseLake;
-pub use kinesis::KinesisLog;
+pub use kinesis::{partition_hash_key, KinesisLog};
 pub use s3::S3Objects;

@@ -8,9 +8,9 @@ use crate::events::Event;
 use crate::join::{self, AggregateKey, Counts, JoinConfig, JoinedEvent, Transaction};
 use crate::ports::{StateChange, StateStore, StoreError};
 
-/// How often a transaction whose state changed under us is reloaded before giving up. With one
-/// writer per `tx_id` (Kinesis orders a partition key) conflicts only follow an earlier failed
-/// attempt, so a few rounds are plenty.
+/// How often a transaction whose state changed under us is reloaded before giving up. There is
+/// one writer per `tx_id` (its shard) but for a minute after a resharding (see
+/// `sdp_aws::KinesisLog`) and after an earlier failed attempt, so a few rounds are plenty.
 const MAX_ROUNDS: usize = 5;
 
 /// What a processed batch changed.
@@ -27,7 +27,8 @@ pub struct BatchResult {
     pub rejected: Vec<(String, String)>,
     /// The state of each transaction of the batch as the store holds it after the call: as
     /// committed here, as found (duplicates only), or as it was (refused). The lake rows of the
-    /// batch are derived from it (`landing`), so nothing is read back after the commit.
+    /// batch are derived from it (`landing`), so nothing is read back after the commit (but the
+    /// rare refused transaction's state, as it was).
     pub states: HashMap<String, Transaction>,
 }
 

@@ -105,7 +105,6 @@ async fn totals(
 /// its partition key would have put it), each transaction's events in the order appended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kinesis_log_packs_a_record_per_shard_with_every_event_on_the_shard_of_its_tx_id() {
-    use md5::{Digest, Md5};
     let moto = MotoServer::start().unwrap();
     let config = sdk_config(&moto.endpoint, "us-west-2").await;
     let kinesis = aws_sdk_kinesis::Client::new(&config);
@@ -155,7 +154,7 @@ async fn the_kinesis_log_packs_a_record_per_shard_with_every_event_on_the_shard_
         for record in records.records() {
             for line in record.data().as_ref().split(|&b| b == b'\n') {
                 let event: Event = serde_json::from_slice(line).unwrap();
-                let hash = u128::from_be_bytes(Md5::digest(event.tx_id.as_bytes()).into());
+                let hash = sdp_aws::partition_hash_key(&event.tx_id);
                 assert!(
                     (first..=last).contains(&hash),
                     "{} off its shard",

@@ -41,6 +41,8 @@ struct Consumed {
     put_payload_units: f64,
     read_request_units: f64,
     write_request_units: f64,
+    aggregate_read_units: f64,
+    aggregate_write_units: f64,
     stream_delivery_billed_bytes: f64,
     processor_delivery_billed_bytes: f64,
 }
@@ -97,15 +99,21 @@ impl Intercept for Meter {
         } else if input.downcast_ref::<aws_sdk_dynamodb::operation::query::QueryInput>().is_some() {
             // One aggregate window, a few numbers: one unit.
             c.read_request_units += 1.0;
+            c.aggregate_read_units += 1.0;
         } else if let Some(tx) = input.downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>() {
             for item in tx.transact_items() {
-                let bytes = match (item.put(), item.update()) {
-                    (Some(put), _) => item_bytes(put.item()),
-                    // An aggregate: two keys and three counts.
-                    (None, Some(_)) => 100.0,
-                    _ => panic!("the processor's transactions hold puts and updates only: {item:?}"),
+                let units = match (item.put(), item.update()) {
+                    (Some(put), _) => 2.0 * steps(item_bytes(put.item()), aws::WRITE_UNIT_BYTES),
+                    // An aggregate: two keys and three counts, far below 1 KB.
+                    (None, Some(_)) => {
+                        c.aggregate_write_units += 2.0;
+                        2.0
+                    }
+                    _ => panic!(
+                        "the processor's transactions hold puts and updates only: {item:?}"
+                    ),
                 };
-                c.write_request_units += 2.0 * steps(bytes, aws::WRITE_UNIT_BYTES);
+                c.write_request_units += units;
             }
         } else if let Some(batch) = input.downcast_ref::<aws_sdk_firehose::operation::put_record_batch::PutRecordBatchInput>() {
             for record in batch.records() {
@@ -196,8 +204,8 @@ async fn the_handlers_consume_the_units_per_event_that_sdp_cost_prices() {
     }
     assert_eq!(events, 1600);
 
-    // Processing: the stream in batches of ten records (500 events), what one shard gathers
-    // in the mapping's one-second window at 500 events a second.
+    // Processing: the stream in batches of ten records (500 events), what one shard gathers in
+    // the mapping's one-second window at 500 events a second.
     let records = read_stream(&config, platform.resource("EventStream").unwrap())
         .await
         .unwrap();
@@ -207,7 +215,9 @@ async fn the_handlers_consume_the_units_per_event_that_sdp_cost_prices() {
         "a record per request: one shard"
     );
     let join = JoinConfig::from_minutes(60, 60, 60).unwrap();
+    let mut batch_events = Vec::new();
     for batch in records.chunks(10) {
+        batch_events.push(50.0 * batch.len() as f64);
         let event = serde_json::from_value(fixtures::kinesis_batch(batch).unwrap()).unwrap();
         handlers::processor(&store, &join, &lake, &dead_letters, "sdp/cost", event)
             .await
@@ -222,6 +232,8 @@ async fn the_handlers_consume_the_units_per_event_that_sdp_cost_prices() {
         put_payload_units: c.put_payload_units / n,
         read_request_units: c.read_request_units / n,
         write_request_units: c.write_request_units / n,
+        aggregate_read_units: c.aggregate_read_units / n,
+        aggregate_write_units: c.aggregate_write_units / n,
         stream_delivery_billed_bytes: c.stream_delivery_billed_bytes / n,
         processor_delivery_billed_bytes: c.processor_delivery_billed_bytes / n,
     };
@@ -284,6 +296,27 @@ async fn the_handlers_consume_the_units_per_event_that_sdp_cost_prices() {
         measured.write_request_units,
         model.write_request_units,
         0.03,
+    );
+    // The aggregates' share, on the batches as they came (three of 500 events and one of 100).
+    let aggregate_reads: f64 = batch_events
+        .iter()
+        .map(|&b| workload.aggregates_in(b))
+        .sum();
+    let aggregate_writes: f64 = batch_events
+        .iter()
+        .map(|&b| workload.aggregate_writes(b))
+        .sum();
+    close(
+        "aggregate read units",
+        measured.aggregate_read_units,
+        aggregate_reads / n,
+        0.01,
+    );
+    close(
+        "aggregate write units",
+        measured.aggregate_write_units,
+        2.0 * aggregate_writes / n,
+        0.01,
     );
     close(
         "Firehose bytes of bcns",
