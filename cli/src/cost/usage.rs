@@ -229,7 +229,7 @@ pub fn per_event(workload: &Workload, sizes: &Sizes) -> PerEvent {
             aws::PUT_PAYLOAD_UNIT_BYTES,
         ) / workload.events_per_record(),
         // The state is read once, before the commit (the rows to land are derived from what
-        // was committed); then one Query per aggregate for its snapshot.
+        // was committed); then each aggregate's totals for its snapshot.
         read_request_units: 1.0 + aggregates / b,
         // A state put in a transaction, two units per KB; the batch's aggregate updates likewise.
         write_request_units: weighted(&|i| {

@@ -25,7 +25,7 @@ pub struct LandedRow {
 
 /// The derived rows of a committed batch of `events`, from `states` (each of their transactions
 /// as the store holds it after the commit: `BatchResult::states`) and the totals in `store`.
-pub async fn rows_after_commit<S: AggregateReader>(
+pub async fn rows_after_commit<S: AggregateReader + Sync>(
     store: &S,
     config: &JoinConfig,
     events: &[Event],
@@ -55,25 +55,21 @@ pub async fn rows_after_commit<S: AggregateReader>(
             });
         }
     }
-    for key in keys {
-        for window in store
-            .campaign(key.campaign_item_id, key.period, key.period)
-            .await?
-        {
-            // The aggregate record of CONTRACT §5.2, `period` as the lake's UTC string.
-            let row = serde_json::json!({
-                "campaign_item_id": key.campaign_item_id,
-                "period": format_period(key.period),
-                "bids": window.counts.bids,
-                "imps": window.counts.imps,
-                "clicks": window.counts.clicks,
-            });
-            rows.push(LandedRow {
-                dataset: "aggregates",
-                ts_ms: key.period.saturating_mul(1000),
-                line: row.to_string(),
-            });
-        }
+    let keys: Vec<AggregateKey> = keys.into_iter().collect();
+    for (key, counts) in store.windows(&keys).await? {
+        // The aggregate record of CONTRACT §5.2, `period` as the lake's UTC string.
+        let row = serde_json::json!({
+            "campaign_item_id": key.campaign_item_id,
+            "period": format_period(key.period),
+            "bids": counts.bids,
+            "imps": counts.imps,
+            "clicks": counts.clicks,
+        });
+        rows.push(LandedRow {
+            dataset: "aggregates",
+            ts_ms: key.period.saturating_mul(1000),
+            line: row.to_string(),
+        });
     }
     Ok(rows)
 }

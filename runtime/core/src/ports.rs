@@ -112,6 +112,29 @@ pub trait AggregateReader {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<Vec<WindowCounts>, StoreError>> + Send;
+
+    /// The totals of each of `keys` that has any (the snapshots of the aggregates a batch
+    /// counted into). One read per key unless the store reads many at once, as DynamoDB does.
+    fn windows(
+        &self,
+        keys: &[AggregateKey],
+    ) -> impl Future<Output = Result<Vec<(AggregateKey, Counts)>, StoreError>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                for window in self
+                    .campaign(key.campaign_item_id, key.period, key.period)
+                    .await?
+                {
+                    found.push((*key, window.counts));
+                }
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// An object found by a listing.

@@ -47,9 +47,10 @@ struct Consumed {
     processor_delivery_billed_bytes: f64,
 }
 
-/// The counting layer: an interceptor on each SDK client that weighs the requests it sends.
+/// The counting layer: an interceptor on each SDK client that weighs the requests it sends;
+/// it knows the aggregates table, to tell its reads and writes from the join state's.
 #[derive(Debug, Clone, Default)]
-struct Meter(Arc<Mutex<Consumed>>);
+struct Meter(Arc<Mutex<Consumed>>, Arc<String>);
 
 impl Meter {
     fn consumed(&self) -> Consumed {
@@ -91,10 +92,13 @@ impl Intercept for Meter {
                 c.stream_delivery_billed_bytes += steps(data, aws::FIREHOSE_STEP_BYTES) * aws::FIREHOSE_STEP_BYTES;
             }
         } else if let Some(get) = input.downcast_ref::<aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput>() {
-            for keys in get.request_items().into_iter().flat_map(|items| items.values()) {
+            for (table, keys) in get.request_items().into_iter().flatten() {
                 assert_eq!(keys.consistent_read(), Some(true), "state is read strongly consistent");
                 // A strongly consistent read: a unit per key (state items are far below 4 KB).
                 c.read_request_units += keys.keys().len() as f64;
+                if table == self.1.as_str() {
+                    c.aggregate_read_units += keys.keys().len() as f64;
+                }
             }
         } else if input.downcast_ref::<aws_sdk_dynamodb::operation::query::QueryInput>().is_some() {
             // One aggregate window, a few numbers: one unit.
@@ -169,7 +173,10 @@ async fn the_handlers_consume_the_units_per_event_that_sdp_cost_prices() {
         .await
         .unwrap();
 
-    let meter = Meter::default();
+    let meter = Meter(
+        Arc::default(),
+        Arc::new(platform.resource("AggregatesTable").unwrap().to_owned()),
+    );
     let kinesis = aws_sdk_kinesis::Client::from_conf(
         aws_sdk_kinesis::config::Builder::from(&config)
             .interceptor(meter.clone())
