@@ -34,19 +34,16 @@ pub struct Sizes {
 }
 
 impl Sizes {
+    /// The traffic's mean of a per-type figure.
+    pub fn mean(&self, by_type: &[f64; 3]) -> f64 {
+        (0..3).map(|i| self.share[i] * by_type[i]).sum()
+    }
+
     /// Measures `sdp load`'s traffic, as in `sdp load`: every bid, then the impressions and
     /// clicks they made due, each kind processed as one batch.
     pub fn of_load_traffic() -> anyhow::Result<Sizes> {
-        let mut workload = Workload::new(Tag::new("load", T0, 0));
-        let bids: Vec<Arrival> = (0..SAMPLE_BIDS).map(|_| workload.next_arrival()).collect();
-        for bid in &bids {
-            workload.accepted(bid.route, bid.tx);
-        }
-        let impressions = follow_ups(&mut workload);
-        for impression in &impressions {
-            workload.accepted(impression.route, impression.tx);
-        }
-        let clicks = follow_ups(&mut workload);
+        let [bids, impressions, clicks] =
+            Workload::new(Tag::new("load", T0, 0)).by_kind(SAMPLE_BIDS);
 
         let store = MemoryState::default();
         // Windows of an hour, so that every event of the sample joins and aggregates in one.
@@ -83,17 +80,6 @@ impl Sizes {
         }
         sizes.aggregate_row_bytes = mean(aggregate_rows.into_iter());
         Ok(sizes)
-    }
-}
-
-fn follow_ups(workload: &mut Workload) -> Vec<Arrival> {
-    let mut due = Vec::new();
-    loop {
-        let arrival = workload.next_arrival();
-        if arrival.route == EventType::Bid.route() {
-            return due;
-        }
-        due.push(arrival);
     }
 }
 

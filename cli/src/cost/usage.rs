@@ -278,13 +278,6 @@ pub fn state_item_bytes(state: &Transaction) -> usize {
         + string_attribute("state", &json)
 }
 
-impl Sizes {
-    /// The traffic's mean of a per-type figure.
-    pub fn mean(&self, by_type: &[f64; 3]) -> f64 {
-        (0..3).map(|i| self.share[i] * by_type[i]).sum()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

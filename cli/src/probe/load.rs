@@ -88,6 +88,23 @@ impl Workload {
         }
     }
 
+    /// The traffic of `bids` new bids by kind, each event taken as accepted: the bids, then the
+    /// impressions they made due, then the clicks those made due.
+    pub fn by_kind(&mut self, bids: usize) -> [Vec<Arrival>; 3] {
+        let mut kinds: [Vec<Arrival>; 3] = Default::default();
+        kinds[0] = (0..bids).map(|_| self.next_arrival()).collect();
+        for kind in 1..3 {
+            for made_due in &kinds[kind - 1] {
+                self.accepted(made_due.route, made_due.tx);
+            }
+            while !self.due.is_empty() {
+                let follow_up = self.next_arrival();
+                kinds[kind].push(follow_up);
+            }
+        }
+        kinds
+    }
+
     /// An event of `tx` was accepted: its follow-up, if it has one, becomes due.
     pub fn accepted(&mut self, route: &str, tx: u64) {
         match route {
@@ -326,6 +343,18 @@ mod tests {
         assert!(imp.body.contains("-0\""), "{}", imp.body);
         workload.accepted("impression", 0);
         assert_eq!(workload.next_arrival().route, "click");
+    }
+
+    #[test]
+    fn the_traffic_by_kind_is_the_bids_then_the_follow_ups_each_made_due() {
+        let [bids, impressions, clicks] =
+            Workload::new(Tag::new("load", 1_763_800_000_000, 7)).by_kind(100);
+        assert_eq!((bids.len(), impressions.len(), clicks.len()), (100, 50, 10));
+        assert!(bids.iter().all(|a| a.route == "bid"));
+        assert!(impressions
+            .iter()
+            .all(|a| a.route == "impression" && a.tx % 2 == 0));
+        assert!(clicks.iter().all(|a| a.route == "click" && a.tx % 10 == 0));
     }
 
     #[test]

@@ -326,6 +326,15 @@ mod tests {
             .build()
     }
 
+    /// A `PutRecords` answer storing all of `n` records.
+    fn all_stored(n: usize) -> PutRecordsOutput {
+        let mut output = PutRecordsOutput::builder().failed_record_count(0);
+        for _ in 0..n {
+            output = output.records(stored());
+        }
+        output.build().unwrap()
+    }
+
     fn refused(code: &str) -> PutRecordsResultEntry {
         PutRecordsResultEntry::builder()
             .error_code(code)
@@ -398,14 +407,7 @@ mod tests {
                     && records[1].explicit_hash_key() == Some(HALF.to_string().as_str())
                     && lines(&records[1]) == ["b", "d"]
             })
-            .then_output(|| {
-                PutRecordsOutput::builder()
-                    .failed_record_count(0)
-                    .records(stored())
-                    .records(stored())
-                    .build()
-                    .unwrap()
-            });
+            .then_output(|| all_stored(2));
         let shards = two_shards();
         let client = mock_client!(
             aws_sdk_kinesis,
@@ -443,14 +445,7 @@ mod tests {
                 r.records().len() == 2
                     && r.records().iter().all(|e| e.explicit_hash_key().is_some())
             })
-            .then_output(|| {
-                PutRecordsOutput::builder()
-                    .failed_record_count(0)
-                    .records(stored())
-                    .records(stored())
-                    .build()
-                    .unwrap()
-            });
+            .then_output(|| all_stored(2));
         let client = mock_client!(
             aws_sdk_kinesis,
             aws_smithy_mocks::RuleMode::MatchAny,
@@ -486,14 +481,7 @@ mod tests {
                         .count()
                         == 2
             })
-            .then_output(|| {
-                PutRecordsOutput::builder()
-                    .failed_record_count(0)
-                    .records(stored())
-                    .records(stored())
-                    .build()
-                    .unwrap()
-            });
+            .then_output(|| all_stored(2));
         let client = mock_client!(
             aws_sdk_kinesis,
             aws_smithy_mocks::RuleMode::MatchAny,
@@ -538,13 +526,7 @@ mod tests {
             .match_requests(|r| {
                 r.records().len() == 1 && r.records()[0].partition_key() == Some("b")
             })
-            .then_output(|| {
-                PutRecordsOutput::builder()
-                    .failed_record_count(0)
-                    .records(stored())
-                    .build()
-                    .unwrap()
-            });
+            .then_output(|| all_stored(1));
         // `a` and `b` are on different shards: two records, one refused.
         let shards = two_shards();
         let client = mock_client!(

@@ -133,24 +133,7 @@ impl Intercept for Meter {
 /// clicks (so no two events of a transaction share a processor batch, as the model takes it),
 /// in requests of 50 lines.
 fn traffic() -> Vec<Vec<Arrival>> {
-    let mut load = Traffic::new(Tag::new("cost", T0, 0));
-    let mut arrivals: Vec<Arrival> = (0..1000).map(|_| load.next_arrival()).collect();
-    let mut made_due = 0..arrivals.len();
-    for _ in ["impressions", "clicks"] {
-        for i in made_due.clone() {
-            let (route, tx) = (arrivals[i].route, arrivals[i].tx);
-            load.accepted(route, tx);
-        }
-        let start = arrivals.len();
-        loop {
-            let next = load.next_arrival();
-            if next.route == "bid" {
-                break;
-            }
-            arrivals.push(next);
-        }
-        made_due = start..arrivals.len();
-    }
+    let arrivals = Traffic::new(Tag::new("cost", T0, 0)).by_kind(1000).concat();
     arrivals.chunks(50).map(<[Arrival]>::to_vec).collect()
 }
 
