@@ -85,7 +85,7 @@ where
     let mut decoded = Vec::with_capacity(records.len());
     let mut set_aside = 0;
     for record in records.into_iter().flat_map(StreamRecord::lines) {
-        match serde_json::from_slice::<Event>(&record.data) {
+        match Event::decode(&record.data) {
             Ok(event) => {
                 events.push(event);
                 decoded.push(record);

@@ -18,6 +18,7 @@
 //! A second event of a type already seen is ignored even if it would have joined: the first one
 //! posted is the one that counts.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -68,9 +69,11 @@ pub struct Transaction {
     pub tx_id: String,
     /// Incremented on every change; the commit is conditional on the version it read.
     pub version: u64,
-    pub bid: Option<Event>,
-    pub impression: Option<Event>,
-    pub click: Option<Event>,
+    // Boxed: most transactions hold one or two events, and an empty slot then costs a pointer,
+    // not an event's width (the state of every transaction of a batch is held at once).
+    pub bid: Option<Box<Event>>,
+    pub impression: Option<Box<Event>>,
+    pub click: Option<Box<Event>>,
     pub counted: Counted,
     /// When the state may be forgotten, epoch seconds (DynamoDB TTL).
     pub expires_at: i64,
@@ -89,7 +92,7 @@ impl Transaction {
         }
     }
 
-    fn slot(&mut self, event_type: EventType) -> &mut Option<Event> {
+    fn slot(&mut self, event_type: EventType) -> &mut Option<Box<Event>> {
         match event_type {
             EventType::Bid => &mut self.bid,
             EventType::Impression => &mut self.impression,
@@ -155,47 +158,74 @@ pub struct Transition {
     pub state: Transaction,
     /// Whether the state changed and must be committed (false when every event was a duplicate).
     pub changed: bool,
-    pub increments: BTreeMap<AggregateKey, Counts>,
-    pub joined: Vec<JoinedEvent>,
+    /// The counts to add, one entry per aggregate (at most one per event type).
+    pub increments: Vec<(AggregateKey, Counts)>,
+    /// How many lake rows (impressions and clicks) joined: [`joined_rows`] of the state builds
+    /// them, so the rows of a commit are the same whoever derives them and whenever.
+    pub joined: usize,
     /// Events ignored because their (`tx_id`, type) was already recorded.
     pub duplicates: usize,
 }
 
-/// Applies `events` (all with the transaction's `tx_id`, in stream order) to its stored state.
+/// Applies `events` (all with the transaction's `tx_id`, in stream order) to its stored state;
+/// the events it keeps are copied. A caller that can give its events away uses [`apply_owned`].
 pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event]) -> Transition {
+    apply_events(config, stored, events.iter().map(Cow::Borrowed))
+}
+
+/// [`apply`], moving the events it keeps into the state instead of copying them.
+pub fn apply_owned(
+    config: &JoinConfig,
+    stored: Option<Transaction>,
+    events: impl IntoIterator<Item = Event>,
+) -> Transition {
+    apply_events(config, stored, events.into_iter().map(Cow::Owned))
+}
+
+fn apply_events<'a>(
+    config: &JoinConfig,
+    stored: Option<Transaction>,
+    events: impl Iterator<Item = Cow<'a, Event>>,
+) -> Transition {
     let read_version = stored.as_ref().map_or(0, |t| t.version);
-    let mut state =
-        stored.unwrap_or_else(|| Transaction::new(events.first().map_or("", |e| e.tx_id.as_str())));
+    let mut state = stored.unwrap_or_else(|| Transaction::new(""));
     let mut duplicates = 0;
+    let mut kept = 0;
     for event in events {
+        if state.tx_id.is_empty() {
+            state.tx_id.clone_from(&event.tx_id);
+        }
+        let expires_at = event.received_at.div_euclid(1000) + config.state_retention_seconds;
         let slot = state.slot(event.event_type());
         if slot.is_none() {
-            *slot = Some(event.clone());
-            state.expires_at = state
-                .expires_at
-                .max(event.received_at.div_euclid(1000) + config.state_retention_seconds);
+            *slot = Some(Box::new(event.into_owned()));
+            state.expires_at = state.expires_at.max(expires_at);
+            kept += 1;
         } else {
             duplicates += 1;
         }
     }
-    if duplicates == events.len() {
+    if kept == 0 {
         return Transition {
             read_version,
             state,
             changed: false,
-            increments: BTreeMap::new(),
-            joined: Vec::new(),
+            increments: Vec::new(),
+            joined: 0,
             duplicates,
         };
     }
-    let mut increments: BTreeMap<AggregateKey, Counts> = BTreeMap::new();
-    let mut joined = Vec::new();
+    let mut increments: Vec<(AggregateKey, Counts)> = Vec::new();
+    let mut joined = 0;
     let mut count = |campaign_item_id: i64, ts: i64, counts: Counts| {
         let key = AggregateKey {
             campaign_item_id,
             period: config.window.start_of(ts),
         };
-        increments.entry(key).or_default().add(counts);
+        match increments.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, summed)) => summed.add(counts),
+            None => increments.push((key, counts)),
+        }
     };
 
     if let Some(
@@ -203,7 +233,7 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
             body: EventBody::Bid(bid),
             ..
         },
-    ) = &state.bid
+    ) = state.bid.as_deref()
     {
         if !state.counted.bid {
             state.counted.bid = true;
@@ -218,10 +248,10 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
         }
         if let Some(
             imp @ Event {
-                body: EventBody::Impression { win_price },
+                body: EventBody::Impression { .. },
                 ..
             },
-        ) = &state.impression
+        ) = state.impression.as_deref()
         {
             if !state.counted.impression
                 && (imp.ts - bid_event.ts).abs() <= config.bids_session_timeout_ms
@@ -235,9 +265,9 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
                         ..Counts::default()
                     },
                 );
-                joined.push(joined_event(EventType::Impression, imp, bid, *win_price));
+                joined += 1;
             }
-            if let Some(click) = &state.click {
+            if let Some(click) = state.click.as_deref() {
                 if state.counted.impression
                     && !state.counted.click
                     && (click.ts - imp.ts).abs() <= config.clicks_session_timeout_ms
@@ -251,7 +281,7 @@ pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event])
                             ..Counts::default()
                         },
                     );
-                    joined.push(joined_event(EventType::Click, click, bid, *win_price));
+                    joined += 1;
                 }
             }
         }
@@ -292,7 +322,7 @@ fn joined_event(
 /// commit can write them again after a crash and produce exact duplicates, which compaction drops.
 pub fn joined_rows(state: &Transaction) -> Vec<JoinedEvent> {
     let mut rows = Vec::new();
-    let (Some(bid_event), Some(imp)) = (&state.bid, &state.impression) else {
+    let (Some(bid_event), Some(imp)) = (state.bid.as_deref(), state.impression.as_deref()) else {
         return rows;
     };
     let (EventBody::Bid(bid), EventBody::Impression { win_price }) = (&bid_event.body, &imp.body)
@@ -301,7 +331,7 @@ pub fn joined_rows(state: &Transaction) -> Vec<JoinedEvent> {
     };
     if state.counted.impression {
         rows.push(joined_event(EventType::Impression, imp, bid, *win_price));
-        if let (true, Some(click)) = (state.counted.click, &state.click) {
+        if let (true, Some(click)) = (state.counted.click, state.click.as_deref()) {
             rows.push(joined_event(EventType::Click, click, bid, *win_price));
         }
     }
@@ -315,7 +345,7 @@ pub fn aggregate_keys(config: &JoinConfig, state: &Transaction) -> Vec<Aggregate
     let Some(Event {
         body: EventBody::Bid(bid),
         ..
-    }) = &state.bid
+    }) = state.bid.as_deref()
     else {
         return Vec::new();
     };
@@ -390,11 +420,12 @@ mod tests {
         event(tx, ts, EventBody::Click)
     }
 
-    /// Feeds events one at a time, each as its own delivery, and sums what was counted.
+    /// Feeds events one at a time, each as its own delivery, and sums what was counted; the lake
+    /// rows are those of the final states.
     fn run(events: &[Event]) -> (BTreeMap<AggregateKey, Counts>, Vec<JoinedEvent>) {
         let mut states: BTreeMap<String, Transaction> = BTreeMap::new();
         let mut totals: BTreeMap<AggregateKey, Counts> = BTreeMap::new();
-        let mut joined = Vec::new();
+        let mut joined = 0;
         for e in events {
             // Move the state in and take it back, as a store-less caller would.
             let t = apply(&config(), states.remove(&e.tx_id), std::slice::from_ref(e));
@@ -402,9 +433,17 @@ mod tests {
             for (k, c) in t.increments {
                 totals.entry(k).or_default().add(c);
             }
-            joined.extend(t.joined);
+            joined += t.joined;
         }
-        (totals, joined)
+        let rows: Vec<JoinedEvent> = states.values().flat_map(joined_rows).collect();
+        assert_eq!(rows.len(), joined, "the transitions' count of joined rows");
+        (totals, rows)
+    }
+
+    fn sum_of(increments: &[(AggregateKey, Counts)]) -> Counts {
+        let mut sum = Counts::default();
+        increments.iter().for_each(|(_, c)| sum.add(*c));
+        sum
     }
 
     fn total(totals: &BTreeMap<AggregateKey, Counts>) -> Counts {
@@ -439,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn the_rows_rebuilt_from_a_state_are_the_rows_its_transitions_joined() {
+    fn a_states_rows_are_its_counted_impression_and_click_whatever_the_order() {
         for order in [
             vec![
                 bid("t", T0, 1),
@@ -452,22 +491,27 @@ mod tests {
                 bid("t", T0, 1),
             ],
         ] {
-            let mut state = None;
-            let mut joined = Vec::new();
-            for e in &order {
-                let t = apply(&config(), state.take(), std::slice::from_ref(e));
-                joined.extend(t.joined);
-                state = Some(t.state);
-            }
-            let key = |r: &JoinedEvent| (r.ts, r.tx_id.clone());
-            joined.sort_by_key(key);
-            let mut rebuilt = joined_rows(&state.unwrap());
-            rebuilt.sort_by_key(key);
-            assert_eq!(rebuilt, joined);
-            assert_eq!(rebuilt.len(), 2);
+            let (_, rows) = run(&order);
+            let kinds: Vec<_> = rows.iter().map(|r| (r.event_type, r.ts)).collect();
+            assert_eq!(
+                kinds,
+                [
+                    (Some(EventType::Impression), T0 + MIN),
+                    (Some(EventType::Click), T0 + 2 * MIN)
+                ]
+            );
         }
         let alone = apply(&config(), None, &[imp("u", T0)]).state;
         assert!(joined_rows(&alone).is_empty(), "no bid, nothing joined");
+    }
+
+    #[test]
+    fn moving_events_in_and_copying_them_give_the_same_transition() {
+        let events = [bid("a", T0, 1), bid("a", T0, 1), imp("a", T0 + MIN)];
+        assert_eq!(
+            apply_owned(&config(), None, events.clone()),
+            apply(&config(), None, &events)
+        );
     }
 
     #[test]
@@ -528,7 +572,7 @@ mod tests {
         assert_eq!(joined.len(), 1);
         // Within one delivery too: the repeats are reported as duplicates.
         let t = apply(&config(), None, &[b.clone(), b.clone(), i.clone(), b, i]);
-        assert_eq!((total(&t.increments), t.duplicates), (counts(1, 1, 0), 3));
+        assert_eq!((sum_of(&t.increments), t.duplicates), (counts(1, 1, 0), 3));
     }
 
     #[test]
@@ -536,11 +580,11 @@ mod tests {
         let batch = [bid("a", T0, 1), imp("a", T0), click("a", T0)];
         let first = apply(&config(), None, &batch);
         let state = first.state.clone();
-        assert_eq!(total(&first.increments), counts(1, 1, 1));
+        assert_eq!(sum_of(&first.increments), counts(1, 1, 1));
         let again = apply(&config(), Some(state.clone()), &batch);
         assert!(!again.changed, "nothing to commit");
         assert_eq!(again.state, state, "the unchanged state is handed back");
-        assert!(again.increments.is_empty() && again.joined.is_empty());
+        assert!(again.increments.is_empty() && again.joined == 0);
         assert_eq!(again.read_version, state.version);
     }
 
@@ -633,7 +677,7 @@ mod tests {
             click("t", 12 * minute),
         ];
         let transition = apply(&config, None, &events);
-        let mut added: Vec<AggregateKey> = transition.increments.keys().copied().collect();
+        let mut added: Vec<AggregateKey> = transition.increments.iter().map(|(k, _)| *k).collect();
         added.sort();
         assert_eq!(aggregate_keys(&config, &transition.state), added);
         assert_eq!(

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::events::Event;
-use crate::join::{self, AggregateKey, Counts, JoinConfig, JoinedEvent, Transaction};
+use crate::join::{self, AggregateKey, Counts, JoinConfig, Transaction};
 use crate::ports::{StateChange, StateStore, StoreError};
 
 /// How often a transaction whose state changed under us is reloaded before giving up. There is
@@ -18,8 +18,9 @@ const MAX_ROUNDS: usize = 5;
 pub struct BatchResult {
     /// The increments committed, summed per aggregate.
     pub increments: BTreeMap<AggregateKey, Counts>,
-    /// Impressions and clicks that joined in this batch, for the lake.
-    pub joined: Vec<JoinedEvent>,
+    /// How many impressions and clicks joined in this batch (their lake rows are built from
+    /// `states`).
+    pub joined: usize,
     /// Events that changed nothing (already seen).
     pub duplicates: usize,
     /// Transactions the store refused for good, each with the store's reason: none of their
@@ -68,11 +69,7 @@ pub async fn process_batch<S: StateStore>(
                 changes.push(StateChange {
                     read_version: transition.read_version,
                     state: transition.state.clone(),
-                    increments: transition
-                        .increments
-                        .iter()
-                        .map(|(k, c)| (*k, *c))
-                        .collect(),
+                    increments: transition.increments.clone(),
                 });
                 outcomes.insert(
                     tx_id.clone(),
@@ -96,7 +93,7 @@ pub async fn process_batch<S: StateStore>(
             for (key, counts) in increments {
                 result.increments.entry(key).or_default().add(counts);
             }
-            result.joined.extend(joined);
+            result.joined += joined;
             result.states.insert(tx_id, state);
         }
         // Committed and duplicate-only transactions are done; conflicts go round again.
@@ -144,7 +141,7 @@ mod tests {
                 clicks: 25
             }
         );
-        assert_eq!(first.joined.len(), 75);
+        assert_eq!(first.joined, 75);
         let again = run(process_batch(&store, &config(), scenario(100))).unwrap();
         assert_eq!(
             totals(&store),
@@ -155,7 +152,7 @@ mod tests {
             }
         );
         assert_eq!(
-            (again.duplicates, again.increments.len(), again.joined.len()),
+            (again.duplicates, again.increments.len(), again.joined),
             (175, 0, 0)
         );
     }

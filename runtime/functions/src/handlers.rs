@@ -120,7 +120,7 @@ where
         records = received,
         duplicates = processed.result.duplicates,
         aggregates = processed.result.increments.len(),
-        joined = processed.result.joined.len(),
+        joined = processed.result.joined,
         dead_letters = processed.dead_letters,
         landed = processed.landed,
         "batch committed"
