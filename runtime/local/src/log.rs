@@ -1,5 +1,6 @@
-//! The durable local event log, in place of Kinesis: events in an embedded database file, keyed by
-//! a sequence number. An append returns only after its transaction is committed and synced to disk,
+//! The durable local event log, in place of Kinesis: records in an embedded database file, keyed by
+//! a sequence number, each holding one append's events (one JSON object a line, as a packed
+//! Kinesis record does). An append returns only after its transaction is committed and synced to disk,
 //! so an event answered 200 survives `kill -9`. Concurrent appends are committed together (group
 //! commit): one disk sync serves every request that arrived while the previous one was running.
 //!
@@ -35,7 +36,9 @@ pub const MAX_QUEUE_WAIT: Duration = Duration::from_millis(20);
 pub const SHED_BACKLOG: usize = 32;
 
 struct Append {
-    events: Vec<Vec<u8>>,
+    /// The append's events as one record: their JSON, one per line (as `sdp_aws::KinesisLog`
+    /// packs a shard's events), so a batch of 500 is one insert into the log, not 500.
+    record: Vec<u8>,
     done: oneshot::Sender<Result<(), String>>,
     queued: Instant,
 }
@@ -107,21 +110,28 @@ impl LocalLog {
 }
 
 impl LogReader {
-    /// Up to `max` records after sequence number `after`, oldest first, with their numbers: the
-    /// bytes as appended (an event's JSON), decoded by the processor, which keeps a record that
-    /// is not an event aside instead of stopping at it.
-    pub fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    /// The records after sequence number `after`, oldest first, with their numbers, holding
+    /// `max_events` events at most (but at least one record): the bytes as appended (the JSON of
+    /// an append's events, one per line), decoded by the processor, which keeps a line that is
+    /// not an event aside instead of stopping at it.
+    pub fn read_after(
+        &self,
+        after: u64,
+        max_events: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.db.with(|db| {
             let read = db.begin_read().map_err(storage)?;
             let table = read.open_table(EVENTS).map_err(storage)?;
             let mut records = Vec::new();
-            for entry in table
-                .range(after.saturating_add(1)..)
-                .map_err(storage)?
-                .take(max)
-            {
+            let mut events = 0;
+            for entry in table.range(after.saturating_add(1)..).map_err(storage)? {
                 let (seq, bytes) = entry.map_err(storage)?;
-                records.push((seq.value(), bytes.value().to_vec()));
+                let bytes = bytes.value();
+                events += 1 + bytes.iter().filter(|&&b| b == b'\n').count();
+                if events > max_events && !records.is_empty() {
+                    break;
+                }
+                records.push((seq.value(), bytes.to_vec()));
             }
             Ok(records)
         })
@@ -135,14 +145,16 @@ impl LogReader {
 
 impl EventLog for LocalLog {
     async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
-        let encoded = events
-            .iter()
-            .map(serde_json::to_vec)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Permanent {
+        let mut record = Vec::with_capacity(events.len() * 256);
+        for (n, event) in events.iter().enumerate() {
+            if n > 0 {
+                record.push(b'\n');
+            }
+            serde_json::to_writer(&mut record, event).map_err(|e| StoreError::Permanent {
                 message: format!("cannot encode an event: {e}"),
                 source: None,
             })?;
+        }
         let (done, committed) = oneshot::channel();
         let stopped = || StoreError::Transient {
             message: "the local log is shutting down".into(),
@@ -151,7 +163,7 @@ impl EventLog for LocalLog {
         // The queue is bounded, and a full one refuses at once: shedding, not waiting.
         self.appends
             .try_send(Append {
-                events: encoded,
+                record,
                 done,
                 queued: Instant::now(),
             })
@@ -223,18 +235,19 @@ fn write_loop(db: &DatabaseFile, queue: &mut mpsc::Receiver<Append>, last: &watc
     }
 }
 
-/// Appends every event of `batch` in one transaction, synced before it returns; the sequence
-/// number of the last one. Numbers follow the last committed one, read in the transaction: a
-/// commit that failed may yet have been made durable, and it is the file that knows.
+/// Appends the record of every append of `batch` in one transaction, synced before it returns;
+/// the sequence number of the last one. Numbers follow the last committed one, read in the
+/// transaction: a commit that failed may yet have been made durable, and it is the file that
+/// knows.
 fn commit(db: &Database, batch: &[Append]) -> Result<u64, redb::Error> {
     let write = db.begin_write()?;
     let mut seq;
     {
         let mut table = write.open_table(EVENTS)?;
         seq = newest(&table)?;
-        for bytes in batch.iter().flat_map(|append| &append.events) {
+        for append in batch {
             seq += 1;
-            table.insert(seq, bytes.as_slice())?;
+            table.insert(seq, append.record.as_slice())?;
         }
     }
     sdp_core::crash::point("log.before_commit");
@@ -324,24 +337,25 @@ mod tests {
         let stored = log.reader().read_after(0, usize::MAX).unwrap();
         let numbers: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
         assert_eq!(numbers, (1..=stored.len() as u64).collect::<Vec<u64>>());
-        let encoded = |events: &[Event]| -> Vec<Vec<u8>> {
-            events
+        // One record an append: its events' JSON, one per line.
+        let record = |events: &[Event]| -> Vec<u8> {
+            let lines: Vec<String> = events
                 .iter()
-                .map(|e| serde_json::to_vec(e).unwrap())
-                .collect()
+                .map(|e| serde_json::to_string(e).unwrap())
+                .collect();
+            lines.join("\n").into_bytes()
         };
         let bytes: Vec<Vec<u8>> = stored.into_iter().map(|(_, b)| b).collect();
-        // Every acknowledged event, in order. A refused commit may still have reached the disk
+        // Every acknowledged append, in order. A refused commit may still have reached the disk
         // before its sync failed (a 503 promises nothing stored, nor that nothing was): then its
-        // events sit between, as a client's retry would have stored them again anyway.
-        let after = events.len() - 10;
-        assert!(bytes.len() >= events.len(), "{} stored", bytes.len());
-        assert_eq!(bytes[..10], encoded(&events[..10]));
-        assert_eq!(bytes[bytes.len() - after..], encoded(&events[10..]));
+        // record sits between, as a client's retry would have stored it again anyway.
+        assert!(bytes.len() >= 2, "{} stored", bytes.len());
+        assert_eq!(bytes[0], record(&events[..10]));
+        assert_eq!(bytes[bytes.len() - 1], record(&events[10..]));
         assert!(
-            bytes[10..bytes.len() - after]
-                .chunks(10)
-                .all(|refused| refused == encoded(&events[10..20])),
+            bytes[1..bytes.len() - 1]
+                .iter()
+                .all(|refused| *refused == record(&events[10..20])),
             "only whole refused appends in between"
         );
         drop(log);

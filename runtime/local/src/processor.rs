@@ -18,8 +18,10 @@ use crate::log::LogReader;
 use crate::scheduled::Lake;
 use crate::state::LocalState;
 
-/// Events per batch: the Lambda's event-source batch size.
-const BATCH: usize = 500;
+/// Events per batch at most (a log record holds one append: up to 500 events). Larger than a
+/// Lambda's batch: each batch is one commit of the state store, synced, so under load the
+/// sync is shared by thousands of events, and when the load is light batches stay small.
+const BATCH: usize = 5_000;
 
 /// Runs until `stop` turns true and every committed event has been processed.
 pub async fn run(
