@@ -68,7 +68,7 @@ impl Sizes {
             sizes.record_bytes[i] = mean(events.iter().map(json_bytes));
             sizes.partition_key_bytes +=
                 events.iter().map(|e| e.tx_id.len() as f64).sum::<f64>() / total;
-            let result = ready(process_batch(&store, &config, events.clone()))?;
+            let result = ready(process_batch(&store, &config, &events))?;
             sizes.state_item_bytes[i] =
                 mean(result.states.values().map(|s| state_item_bytes(s) as f64));
             let rows = ready(rows_after_commit(&store, &config, &events, &result.states))?;

@@ -97,7 +97,7 @@ where
             }
         }
     }
-    let result = process_batch(store, config, events.clone()).await?;
+    let result = process_batch(store, config, &events).await?;
     sdp_core::crash::point("processor.after_count");
     // Every record of a refused transaction, as it came: the letter holds what was stored.
     for (tx_id, reason) in &result.rejected {

@@ -169,8 +169,12 @@ pub struct Transition {
 
 /// Applies `events` (all with the transaction's `tx_id`, in stream order) to its stored state;
 /// the events it keeps are copied. A caller that can give its events away uses [`apply_owned`].
-pub fn apply(config: &JoinConfig, stored: Option<Transaction>, events: &[Event]) -> Transition {
-    apply_events(config, stored, events.iter().map(Cow::Borrowed))
+pub fn apply<'a>(
+    config: &JoinConfig,
+    stored: Option<Transaction>,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Transition {
+    apply_events(config, stored, events.into_iter().map(Cow::Borrowed))
 }
 
 /// [`apply`], moving the events it keeps into the state instead of copying them.

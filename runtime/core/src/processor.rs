@@ -46,24 +46,29 @@ pub enum ProcessError {
 }
 
 /// Processes `events` (in stream order) against `store`. Safe to call again with the same
-/// events: what was committed before is recognised and not counted twice.
+/// events: what was committed before is recognised and not counted twice. Only the events a
+/// state keeps are copied (the caller keeps the batch, for the lake).
 pub async fn process_batch<S: StateStore>(
     store: &S,
     config: &JoinConfig,
-    events: Vec<Event>,
+    events: &[Event],
 ) -> Result<BatchResult, ProcessError> {
-    let mut pending = join::by_transaction(events);
+    // Each transaction's events, in stream order.
+    let mut pending: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for event in events {
+        pending.entry(event.tx_id.as_str()).or_default().push(event);
+    }
     let mut result = BatchResult::default();
     for _ in 0..MAX_ROUNDS {
         if pending.is_empty() {
             break;
         }
-        let tx_ids: Vec<String> = pending.keys().cloned().collect();
+        let tx_ids: Vec<String> = pending.keys().map(|tx_id| (*tx_id).to_owned()).collect();
         let mut stored = store.load(&tx_ids).await?;
         let mut changes = Vec::new();
         let mut outcomes = BTreeMap::new();
-        for (tx_id, events) in &pending {
-            let transition = join::apply(config, stored.remove(tx_id), events);
+        for (&tx_id, events) in &pending {
+            let transition = join::apply(config, stored.remove(tx_id), events.iter().copied());
             result.duplicates += transition.duplicates;
             if transition.changed {
                 changes.push(StateChange {
@@ -72,17 +77,17 @@ pub async fn process_batch<S: StateStore>(
                     increments: transition.increments.clone(),
                 });
                 outcomes.insert(
-                    tx_id.clone(),
+                    tx_id.to_owned(),
                     (transition.increments, transition.joined, transition.state),
                 );
             } else {
-                result.states.insert(tx_id.clone(), transition.state);
+                result.states.insert(tx_id.to_owned(), transition.state);
             }
         }
         let outcome = store.commit(changes).await?;
         for (tx_id, reason) in outcome.rejected {
             outcomes.remove(&tx_id);
-            pending.remove(&tx_id);
+            pending.remove(tx_id.as_str());
             result.rejected.push((tx_id, reason));
         }
         let conflicts: std::collections::BTreeSet<String> = outcome.conflicts.into_iter().collect();
@@ -97,7 +102,7 @@ pub async fn process_batch<S: StateStore>(
             result.states.insert(tx_id, state);
         }
         // Committed and duplicate-only transactions are done; conflicts go round again.
-        pending.retain(|tx_id, _| conflicts.contains(tx_id));
+        pending.retain(|tx_id, _| conflicts.contains(*tx_id));
     }
     if pending.is_empty() {
         // A refused transaction keeps the state it had (rare: read it again).
@@ -107,7 +112,9 @@ pub async fn process_batch<S: StateStore>(
         }
         Ok(result)
     } else {
-        Err(ProcessError::Contention(pending.into_keys().collect()))
+        Err(ProcessError::Contention(
+            pending.into_keys().map(str::to_owned).collect(),
+        ))
     }
 }
 
@@ -132,7 +139,7 @@ mod tests {
     #[test]
     fn a_batch_is_counted_exactly_and_the_same_batch_again_changes_nothing() {
         let store = MemoryStore::default();
-        let first = run(process_batch(&store, &config(), scenario(100))).unwrap();
+        let first = run(process_batch(&store, &config(), &scenario(100))).unwrap();
         assert_eq!(
             totals(&store),
             Counts {
@@ -142,7 +149,7 @@ mod tests {
             }
         );
         assert_eq!(first.joined, 75);
-        let again = run(process_batch(&store, &config(), scenario(100))).unwrap();
+        let again = run(process_batch(&store, &config(), &scenario(100))).unwrap();
         assert_eq!(
             totals(&store),
             Counts {
@@ -161,10 +168,10 @@ mod tests {
     fn the_result_holds_each_transactions_state_as_stored_so_landing_reads_nothing_back() {
         let store = MemoryStore::default();
         store.reject("tx-2");
-        run(process_batch(&store, &config(), scenario(4))).unwrap();
+        run(process_batch(&store, &config(), &scenario(4))).unwrap();
         // Again, with the first transactions' events all duplicates and tx-2 still refused.
         let events = scenario(8);
-        let result = run(process_batch(&store, &config(), events.clone())).unwrap();
+        let result = run(process_batch(&store, &config(), &events)).unwrap();
         let tx_ids: Vec<String> = join::by_transaction(events).into_keys().collect();
         let stored = run(store.load(&tx_ids)).unwrap();
         assert_eq!(result.states, stored);
@@ -177,7 +184,7 @@ mod tests {
         let store = MemoryStore::default();
         store.conflict_once("tx-0");
         store.conflict_once("tx-3");
-        let result = run(process_batch(&store, &config(), scenario(8))).unwrap();
+        let result = run(process_batch(&store, &config(), &scenario(8))).unwrap();
         assert_eq!(
             totals(&store),
             Counts {
@@ -199,7 +206,7 @@ mod tests {
     fn a_transaction_the_store_refuses_for_good_is_set_aside_and_the_rest_is_counted() {
         let store = MemoryStore::default();
         store.reject("tx-2");
-        let result = run(process_batch(&store, &config(), scenario(8))).unwrap();
+        let result = run(process_batch(&store, &config(), &scenario(8))).unwrap();
         // tx-2 (a bid and its impression), refused with the store's reason.
         let refused: Vec<(&str, &str)> = result
             .rejected
@@ -234,7 +241,7 @@ mod tests {
             }
         }
         let store = AlwaysConflicts(Mutex::new(0));
-        let err = run(process_batch(&store, &config(), vec![bid("stuck")])).unwrap_err();
+        let err = run(process_batch(&store, &config(), &[bid("stuck")])).unwrap_err();
         assert!(
             matches!(&err, ProcessError::Contention(ids) if ids == &["stuck".to_owned()]),
             "{err}"

@@ -187,11 +187,11 @@ async fn the_same_batch_processed_twice_gives_the_same_exact_totals_across_many_
     // 400 transactions over 150 campaigns: far more items than one 100-item transaction takes.
     let (events, expected) = scenario(400, 150);
 
-    let first = process_batch(&store, &join, events.clone()).await.unwrap();
+    let first = process_batch(&store, &join, &events).await.unwrap();
     assert_eq!(totals(&store, expected.keys().copied()).await, expected);
     assert!(first.duplicates > 0, "the scenario posts some events twice");
 
-    let again = process_batch(&store, &join, events).await.unwrap();
+    let again = process_batch(&store, &join, &events).await.unwrap();
     assert!(again.increments.is_empty() && again.joined == 0);
     assert_eq!(totals(&store, expected.keys().copied()).await, expected);
 }
@@ -202,7 +202,7 @@ async fn a_stale_state_is_a_conflict_whose_increments_are_not_applied_while_the_
     let (config, platform) = platform(&moto).await;
     let store = store(&config, &platform);
     let join = JoinConfig::from_minutes(10, 5, 5).unwrap();
-    process_batch(&store, &join, vec![bid("stale", 1)])
+    process_batch(&store, &join, &[bid("stale", 1)])
         .await
         .unwrap();
 
