@@ -11,7 +11,10 @@ seconds=${1:-10}
 connections=${2:-64}
 source bench/wrk.sh
 require_wrk
-cargo build --release --locked -p sdp -p sdp-bench --bin sdp --bin null-server --bin visibility >&2
+# sdp as the other benchmarks build it (one feature set, so no build undoes another's), then the
+# reference server and the visibility probe.
+build_sdp
+cargo build --release --locked -p sdp-bench --bin null-server --bin visibility >&2
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
