@@ -240,7 +240,7 @@ enum Settled {
 /// update per campaign instead of one per campaign in every transaction (at 100 campaigns and
 /// 500 events a batch, 0.2 updates per event instead of 0.8: `sdp cost` prices it).
 fn chunks(mut changes: Vec<StateChange>) -> Vec<Vec<StateChange>> {
-    changes.sort_by_key(|change| change.increments.first().map(|(key, _)| *key));
+    changes.sort_by_key(|change| change.increments.iter().map(|(key, _)| *key).min());
     let mut chunks = Vec::new();
     let mut chunk: Vec<StateChange> = Vec::new();
     let mut keys: BTreeSet<AggregateKey> = BTreeSet::new();

@@ -3,7 +3,8 @@
 //!
 //! All that is known of one transaction lives in one [`Transaction`] record: the first event of
 //! each type and which of them were counted. Applying an event is a pure state transition that
-//! yields the increments to add to the aggregates and the joined records for the lake. An event
+//! yields the increments to add to the aggregates; the lake rows of the joined impression and click
+//! are built from the state ([`joined_rows`]), whoever lands them. An event
 //! whose type is already recorded changes nothing, so redelivered or replayed events are no-ops.
 //! Storing the new state and adding its increments in one atomic commit, guarded by the state's
 //! `version`, makes the counts exact under retries (the adapters' job).
@@ -372,10 +373,10 @@ pub fn aggregate_keys(config: &JoinConfig, state: &Transaction) -> Vec<Aggregate
 }
 
 /// Groups a batch of events by `tx_id`, keeping stream order within each transaction.
-pub fn by_transaction(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
-    let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+pub fn by_transaction(events: &[Event]) -> BTreeMap<&str, Vec<&Event>> {
+    let mut groups: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
     for event in events {
-        groups.entry(event.tx_id.clone()).or_default().push(event);
+        groups.entry(event.tx_id.as_str()).or_default().push(event);
     }
     groups
 }
@@ -706,8 +707,9 @@ mod tests {
 
     #[test]
     fn by_transaction_keeps_stream_order_within_a_tx_id() {
-        let groups = by_transaction(vec![imp("a", 2), bid("b", 1, 1), bid("a", 1, 1)]);
-        let a: Vec<EventType> = groups["a"].iter().map(Event::event_type).collect();
+        let events = [imp("a", 2), bid("b", 1, 1), bid("a", 1, 1)];
+        let groups = by_transaction(&events);
+        let a: Vec<EventType> = groups["a"].iter().map(|e| e.event_type()).collect();
         assert_eq!(a, [EventType::Impression, EventType::Bid]);
         assert_eq!(groups.len(), 2);
     }

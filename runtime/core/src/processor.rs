@@ -53,11 +53,7 @@ pub async fn process_batch<S: StateStore>(
     config: &JoinConfig,
     events: &[Event],
 ) -> Result<BatchResult, ProcessError> {
-    // Each transaction's events, in stream order.
-    let mut pending: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
-    for event in events {
-        pending.entry(event.tx_id.as_str()).or_default().push(event);
-    }
+    let mut pending = join::by_transaction(events);
     let mut result = BatchResult::default();
     for _ in 0..MAX_ROUNDS {
         if pending.is_empty() {
@@ -172,7 +168,10 @@ mod tests {
         // Again, with the first transactions' events all duplicates and tx-2 still refused.
         let events = scenario(8);
         let result = run(process_batch(&store, &config(), &events)).unwrap();
-        let tx_ids: Vec<String> = join::by_transaction(events).into_keys().collect();
+        let tx_ids: Vec<String> = join::by_transaction(&events)
+            .into_keys()
+            .map(str::to_owned)
+            .collect();
         let stored = run(store.load(&tx_ids)).unwrap();
         assert_eq!(result.states, stored);
         assert!(!result.states.contains_key("tx-2"), "never stored");

@@ -137,7 +137,7 @@ impl LogReader {
         })
     }
 
-    /// Follows the sequence number of the newest committed event.
+    /// Follows the sequence number of the newest committed record.
     pub fn watch_last(&self) -> watch::Receiver<u64> {
         self.last.clone()
     }
@@ -261,7 +261,7 @@ fn last_seq(db: &Database) -> Result<u64, StoreError> {
     newest(&table).map_err(storage)
 }
 
-/// The sequence number of the newest event of `table`; 0 if it has none.
+/// The sequence number of the newest record of `table`; 0 if it has none.
 fn newest(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, redb::StorageError> {
     Ok(table.last()?.map_or(0, |(seq, _)| seq.value()))
 }
@@ -312,6 +312,38 @@ mod tests {
         drop(log);
         writer.join().unwrap();
         println!("overload: {accepted} appends accepted, {shed} shed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_is_one_record_and_reads_are_bounded_by_events_but_never_stall() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, writer) = LocalLog::open(&dir.path().join("log.redb")).unwrap();
+        let events = scenario(6)[..6].to_vec();
+        for append in [&events[..2], &events[2..5], &events[5..]] {
+            log.append(append).await.unwrap();
+        }
+        let reader = log.reader();
+        let read = |after, max| -> Vec<(u64, usize)> {
+            let records = reader.read_after(after, max).unwrap();
+            let lines = |bytes: &[u8]| bytes.split(|&b| b == b'\n').count();
+            records.iter().map(|(seq, b)| (*seq, lines(b))).collect()
+        };
+        assert_eq!(read(0, 6), [(1, 2), (2, 3), (3, 1)], "one record an append");
+        assert_eq!(read(0, 4), [(1, 2)], "the next record would pass 4 events");
+        assert_eq!(
+            read(0, 1),
+            [(1, 2)],
+            "a record larger than the bound comes alone"
+        );
+        assert_eq!(read(3, 10), []);
+        let first = &reader.read_after(0, 1).unwrap()[0].1;
+        let decoded: Vec<Event> = first
+            .split(|&b| b == b'\n')
+            .map(|line| Event::decode(line).unwrap())
+            .collect();
+        assert_eq!(decoded, events[..2]);
+        drop(log);
+        writer.join().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,11 +50,13 @@ pub async fn run(
         }
     };
     let mut backoff = Duration::from_millis(100);
-    let mut last_batch = Instant::now() - MIN_BATCH_INTERVAL;
+    let mut last_batch: Option<Instant> = None;
     loop {
         // Under load, batches start at most every MIN_BATCH_INTERVAL, so each gathers what
         // arrived meanwhile; an event after a quiet spell is processed at once.
-        tokio::time::sleep(MIN_BATCH_INTERVAL.saturating_sub(last_batch.elapsed())).await;
+        if let Some(started) = last_batch {
+            tokio::time::sleep(MIN_BATCH_INTERVAL.saturating_sub(started.elapsed())).await;
+        }
         let batch = match log.read_after(offset, BATCH) {
             Ok(batch) => batch,
             Err(err) => {
@@ -74,7 +76,7 @@ pub async fn run(
             }
             continue;
         };
-        last_batch = Instant::now();
+        last_batch = Some(Instant::now());
         let records: Vec<StreamRecord> = batch
             .into_iter()
             .map(|(seq, data)| StreamRecord {

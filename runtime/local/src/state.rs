@@ -68,10 +68,14 @@ impl LocalState {
 }
 
 fn decode(tx_id: &str, bytes: &[u8]) -> Result<Transaction, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Permanent {
-        message: format!("the stored state of `{tx_id}` is unreadable: {e}"),
+    serde_json::from_slice(bytes).map_err(|e| unreadable(tx_id, &e))
+}
+
+fn unreadable(tx_id: &str, err: &serde_json::Error) -> StoreError {
+    StoreError::Permanent {
+        message: format!("the stored state of `{tx_id}` is unreadable: {err}"),
         source: None,
-    })
+    }
 }
 
 /// The version of a stored state, read without building the state (its events' strings are
@@ -83,10 +87,7 @@ fn stored_version(tx_id: &str, bytes: &[u8]) -> Result<u64, StoreError> {
     }
     serde_json::from_slice::<Versioned>(bytes)
         .map(|v| v.version)
-        .map_err(|e| StoreError::Permanent {
-            message: format!("the stored state of `{tx_id}` is unreadable: {e}"),
-            source: None,
-        })
+        .map_err(|e| unreadable(tx_id, &e))
 }
 
 impl StateStore for LocalState {
