@@ -210,11 +210,7 @@ impl DynamoStore {
     ) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.aggregates_table)
-            .key(
-                "campaign_item_id",
-                AttributeValue::N(key.campaign_item_id.to_string()),
-            )
-            .key("period", AttributeValue::N(key.period.to_string()))
+            .set_key(Some(aggregate_item_key(key)))
             .update_expression("ADD bids :bids, imps :imps, clicks :clicks")
             .expression_attribute_values(":bids", AttributeValue::N(counts.bids.to_string()))
             .expression_attribute_values(":imps", AttributeValue::N(counts.imps.to_string()))
@@ -352,6 +348,29 @@ fn decode_state(item: &HashMap<String, AttributeValue>) -> Result<Transaction, S
     serde_json::from_str(text).map_err(|e| permanent(format!("a state item does not decode: {e}")))
 }
 
+/// The key of an aggregate's item in the aggregates table.
+fn aggregate_item_key(key: AggregateKey) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "campaign_item_id".to_owned(),
+            AttributeValue::N(key.campaign_item_id.to_string()),
+        ),
+        (
+            "period".to_owned(),
+            AttributeValue::N(key.period.to_string()),
+        ),
+    ])
+}
+
+/// The totals an aggregate's item holds.
+fn aggregate_counts(item: &HashMap<String, AttributeValue>) -> Result<Counts, StoreError> {
+    Ok(Counts {
+        bids: number(item, "bids")?,
+        imps: number(item, "imps")?,
+        clicks: number(item, "clicks")?,
+    })
+}
+
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, StoreError> {
     match item.get(name) {
         None => Ok(0),
@@ -414,32 +433,13 @@ impl AggregateReader for DynamoAggregates {
     ) -> Result<Vec<(AggregateKey, Counts)>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_BATCH_GET_KEYS) {
-            let keys = chunk
-                .iter()
-                .map(|key| {
-                    HashMap::from([
-                        (
-                            "campaign_item_id".to_owned(),
-                            AttributeValue::N(key.campaign_item_id.to_string()),
-                        ),
-                        (
-                            "period".to_owned(),
-                            AttributeValue::N(key.period.to_string()),
-                        ),
-                    ])
-                })
-                .collect();
+            let keys = chunk.iter().copied().map(aggregate_item_key).collect();
             for item in batch_get(&self.client, &self.table, keys).await? {
                 let key = AggregateKey {
                     campaign_item_id: number(&item, "campaign_item_id")?,
                     period: number(&item, "period")?,
                 };
-                let counts = Counts {
-                    bids: number(&item, "bids")?,
-                    imps: number(&item, "imps")?,
-                    clicks: number(&item, "clicks")?,
-                };
-                found.push((key, counts));
+                found.push((key, aggregate_counts(&item)?));
             }
         }
         Ok(found)
@@ -476,11 +476,7 @@ impl AggregateReader for DynamoAggregates {
             for item in output.items() {
                 rows.push(WindowCounts {
                     period: number(item, "period")?,
-                    counts: Counts {
-                        bids: number(item, "bids")?,
-                        imps: number(item, "imps")?,
-                        clicks: number(item, "clicks")?,
-                    },
+                    counts: aggregate_counts(item)?,
                 });
             }
             match output.last_evaluated_key() {

@@ -24,6 +24,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
 use md5::{Digest, Md5};
 use sdp_core::events::Event;
+use sdp_core::join;
 use sdp_core::ports::{EventLog, StoreError};
 
 use crate::error::{backoff, classify, is_transient_code, permanent, transient};
@@ -252,17 +253,13 @@ impl EventLog for KinesisLog {
 
 /// Each transaction's events as a group of their own, routed by partition key.
 fn by_transaction(events: &[Event]) -> Vec<Group<'_>> {
-    let mut groups: Vec<Group<'_>> = Vec::new();
-    for event in events {
-        match groups.iter_mut().find(|g| g.events[0].tx_id == event.tx_id) {
-            Some(group) => group.events.push(event),
-            None => groups.push(Group {
-                explicit_hash_key: None,
-                events: vec![event],
-            }),
-        }
-    }
-    groups
+    join::by_transaction(events)
+        .into_values()
+        .map(|events| Group {
+            explicit_hash_key: None,
+            events,
+        })
+        .collect()
 }
 
 /// The hash key Kinesis maps a partition key to: the MD5 of its bytes, as a 128-bit integer.
